@@ -1,0 +1,6 @@
+"""Allow ``python -m nnlint``."""
+
+from nnlint.cli import main
+
+if __name__ == "__main__":
+    main()

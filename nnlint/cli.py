@@ -1,0 +1,284 @@
+"""The ``nnlint`` command line (click + rich)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from nnlint import __version__
+from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
+from nnlint.engine.discovery import DiscoveryError, discover_files
+from nnlint.engine.model import Finding
+from nnlint.engine.runner import LintRun, default_workers, lint_paths
+from nnlint.engine.settings import Settings, build_settings
+from nnlint.engine.source import SourceFile
+from nnlint.output import FORMATS
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+#: Show a progress bar on a terminal from this many files on.
+PROGRESS_THRESHOLD = 200
+
+
+class UserError(Exception):
+    """A problem to report in one line, exiting 2."""
+
+
+def _split_codes(values: tuple[str, ...]) -> list[str]:
+    return [code.strip() for value in values for code in value.split(",") if code.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nnlint")
+def cli() -> None:
+    """nnlint: find and fix PyTorch nn.Module bugs that functional calls hide."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated; ALL).")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the selection.")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
+@click.option("--fix", is_flag=True, help="Apply fixes (safe ones; see --unsafe-fixes).")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply and offer fixes marked unsafe.")
+@click.option("--diff", is_flag=True, help="Print the diff the fixes would make; change nothing.")
+@click.option(
+    "--output-format", type=click.Choice(FORMATS), default="full", show_default=True, help="How to print findings."
+)
+@click.option("--statistics", is_flag=True, help="Print counts per rule instead of each finding.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the cache.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file to use.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, help="Worker processes (0: one per core).")
+@click.option("--stdin-filename", help="Name of the file read from stdin (with PATH '-').")
+@click.option("--force-exclude", is_flag=True, help="Apply excludes to files named explicitly too.")
+@click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+def check(
+    paths: tuple[Path, ...],
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    fix: bool,
+    unsafe_fixes: bool,
+    diff: bool,
+    output_format: str,
+    statistics: bool,
+    exit_zero: bool,
+    no_cache: bool,
+    config_path: Path | None,
+    jobs: int,
+    stdin_filename: str | None,
+    force_exclude: bool,
+    quiet: bool,
+) -> None:
+    """Lint PATHS (default: the current directory); '-' reads stdin."""
+    del no_cache  # accepted now; the cache arrives in a later release
+    use_stdin = any(str(path) == "-" for path in paths)
+    disk_paths = [path for path in paths if str(path) != "-"] or ([] if use_stdin else [Path(".")])
+    settings = _settings(config_path, disk_paths, stdin_filename, select, extend_select, ignore)
+    files = discover_files(disk_paths, settings.config, force_exclude=force_exclude) if disk_paths else []
+    stdin = None
+    if use_stdin:
+        stdin = (stdin_filename or "-", click.get_binary_stream("stdin").read())
+    run = _lint(files, settings, jobs, stdin, show_progress=output_format != "json")
+    code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet)
+    sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
+
+
+def _settings(
+    config_path: Path | None,
+    paths: list[Path],
+    stdin_filename: str | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+) -> Settings:
+    if config_path is not None:
+        if not config_path.is_file():
+            raise UserError(f"config file not found: {config_path}")
+        config = load_config(config_path)
+    else:
+        anchors = [p.resolve() for p in paths] or [Path(stdin_filename or ".").resolve()]
+        start = Path(os.path.commonpath([str(p) for p in anchors])) if anchors else Path.cwd()
+        found = find_config_file(start if start.exists() else Path.cwd())
+        config = load_config(found) if found else Config(root=Path.cwd())
+    return build_settings(config, _split_codes(select), _split_codes(extend_select), _split_codes(ignore))
+
+
+def _lint(
+    files: list[Path], settings: Settings, jobs: int, stdin: tuple[str, bytes] | None, show_progress: bool
+) -> LintRun:
+    workers = jobs or default_workers()
+    if not (show_progress and len(files) >= PROGRESS_THRESHOLD and sys.stderr.isatty()):
+        run = lint_paths(files, settings, workers, stdin=stdin)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=_console(stderr=True)) as bar:
+            task = bar.add_task("Linting", total=len(files))
+            run = lint_paths(files, settings, workers, lambda done, _: bar.update(task, completed=done), stdin)
+    if stdin is not None:
+        from nnlint.engine.runner import read_source
+
+        source = read_source(stdin[0], stdin[1])
+        if isinstance(source, SourceFile):
+            run.sources[stdin[0]] = source
+    return run
+
+
+def _report(
+    run: LintRun, fix: bool, unsafe: bool, diff: bool, output_format: str, statistics: bool, quiet: bool
+) -> int:
+    findings = run.findings
+    fixed = 0
+    if fix:
+        findings, fixed, changed = _apply_fixes(run, unsafe, diff)
+        if diff:
+            return EXIT_FINDINGS if changed else EXIT_CLEAN
+    if statistics:
+        _print_statistics(findings, unsafe)
+    else:
+        _print_findings(findings, run, output_format, unsafe)
+    if output_format != "json" and not quiet:
+        _print_summary(findings, fixed, unsafe)
+    return EXIT_FINDINGS if findings else EXIT_CLEAN
+
+
+def _apply_fixes(run: LintRun, unsafe: bool, diff: bool) -> tuple[list[Finding], int, bool]:
+    from nnlint.fixes.apply import fix_run, write_atomically
+
+    outcomes = fix_run(run, unsafe)
+    by_path = {outcome.path: outcome for outcome in outcomes}
+    stdout = click.get_text_stream("stdout")
+    changed = False
+    for outcome in outcomes:
+        if outcome.error:
+            click.echo(f"nnlint: warning: {outcome.path}: {outcome.error}", err=True)
+        if not outcome.changed:
+            continue
+        changed = True
+        if diff:
+            stdout.write(outcome.diff())
+        elif outcome.path in run.sources:  # stdin: the fixed code goes to stdout
+            sys.stdout.buffer.write(outcome.original.encode(outcome.fixed_text))
+        else:
+            try:
+                write_atomically(outcome)
+            except OSError as error:
+                click.echo(f"nnlint: error: cannot write {outcome.path}: {error.strerror}", err=True)
+                outcome.remaining = [f for f in run.findings if f.path == outcome.path]
+                outcome.applied = 0
+    if diff:
+        fixable = sum(outcome.applied for outcome in outcomes)
+        noun = "error" if fixable == 1 else "errors"
+        click.echo(f"Would fix {fixable} {noun}." if fixable else "No errors would be fixed.", err=True)
+    remaining = [f for f in run.findings if f.path not in by_path]
+    for outcome in outcomes:
+        remaining.extend(outcome.remaining)
+    remaining.sort(key=Finding.sort_key)
+    return remaining, sum(outcome.applied for outcome in outcomes), changed
+
+
+def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def _print_findings(findings: list[Finding], run: LintRun, output_format: str, unsafe: bool) -> None:
+    if output_format == "json":
+        from nnlint.output.json_format import format_json
+
+        click.get_text_stream("stdout").write(format_json(findings, run.sources))
+    elif output_format == "concise":
+        from nnlint.output.concise import format_concise
+
+        click.get_text_stream("stdout").write(format_concise(findings, unsafe))
+    else:
+        from nnlint.engine.runner import read_source
+        from nnlint.output.full import render_finding
+
+        console = _console()
+        sources: dict[str, SourceFile | None] = dict(run.sources)
+        for finding in findings:
+            if finding.path not in sources:
+                loaded = read_source(finding.path)
+                sources[finding.path] = loaded if isinstance(loaded, SourceFile) else None
+            console.print(render_finding(finding, sources[finding.path], unsafe))
+
+
+def _print_statistics(findings: list[Finding], unsafe: bool) -> None:
+    from nnlint.output.full import fixable
+    from nnlint.rules import get_rule
+
+    counts = Counter(finding.code for finding in findings)
+    for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        rule = get_rule(code)
+        name = rule.name if rule else "parse-error"
+        marker = "[*]" if any(fixable(f, unsafe) for f in findings if f.code == code) else "[ ]"
+        click.echo(f"{count:>5}\t{code}\t{marker} {name}")
+
+
+def _print_summary(findings: list[Finding], fixed: int, unsafe: bool) -> None:
+    from nnlint.output.full import summary
+
+    safe = sum(1 for f in findings if f.fix and f.fix.applicability == "safe")
+    hidden = sum(1 for f in findings if f.fix and f.fix.applicability == "unsafe")
+    click.echo(summary(len(findings), fixed, safe, hidden, unsafe))
+
+
+@cli.command()
+@click.argument("code", required=False)
+@click.option("--all", "show_all", is_flag=True, help="List every rule.")
+def rule(code: str | None, show_all: bool) -> None:
+    """Show the catalogue page of rule CODE, or list all rules."""
+    from nnlint.catalogue import read_page
+    from nnlint.rules import ALL_RULES
+
+    if show_all or code is None:
+        click.echo(f"{'code':<7} {'name':<36} {'default':<8} fix")
+        for rule_class in ALL_RULES:
+            default = "on" if rule_class.default_enabled else "off"
+            click.echo(f"{rule_class.code:<7} {rule_class.name:<36} {default:<8} {rule_class.fix}")
+        return
+    page = read_page(code.upper())
+    if page is None:
+        from nnlint.engine.config import did_you_mean
+
+        raise UserError(f"unknown rule {code!r}{did_you_mean(code.upper(), [r.code for r in ALL_RULES])}")
+    if sys.stdout.isatty():
+        from rich.markdown import Markdown
+
+        _console().print(Markdown(page))
+    else:
+        click.echo(page, nl=False)
+
+
+def main() -> None:
+    """Entry point: one-line errors, exit 2, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        click.echo("nnlint: aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as error:
+        click.echo(f"nnlint: error: {error.format_message()}", err=True)
+        sys.exit(EXIT_ERROR)
+    except (UserError, ConfigError, DiscoveryError) as error:
+        click.echo(f"nnlint: error: {error}", err=True)
+        sys.exit(EXIT_ERROR)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - the promise is: no traceback, ever
+        if os.environ.get("NNLINT_DEBUG"):
+            raise
+        click.echo(f"nnlint: internal error: {type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,144 @@
+"""``[tool.nnlint]`` configuration: discovery, validation and merging with the CLI."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10
+    import tomli as tomllib
+
+CONFIG_FILES = ("nnlint.toml", ".nnlint.toml", "pyproject.toml")
+
+DEFAULT_EXCLUDE = (
+    ".bzr",
+    ".direnv",
+    ".eggs",
+    ".git",
+    ".git-rewrite",
+    ".hg",
+    ".mypy_cache",
+    ".nnlint_cache",
+    ".nox",
+    ".pants.d",
+    ".pytype",
+    ".ruff_cache",
+    ".svn",
+    ".tox",
+    ".venv",
+    "__pypackages__",
+    "_build",
+    "buck-out",
+    "build",
+    "dist",
+    "node_modules",
+    "site-packages",
+    "venv",
+)
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message is one line for the user."""
+
+
+@dataclass
+class Config:
+    """Settings from a config file (paths in it are relative to ``root``)."""
+
+    root: Path
+    source: Path | None = None
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    extend_select: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    extend_exclude: list[str] = field(default_factory=list)
+    module_bases: list[str] = field(default_factory=list)
+    respect_gitignore: bool = True
+
+    @property
+    def all_excludes(self) -> list[str]:
+        return [*self.exclude, *self.extend_exclude]
+
+
+_LIST_KEYS = {
+    "select": "select",
+    "ignore": "ignore",
+    "extend-select": "extend_select",
+    "exclude": "exclude",
+    "extend-exclude": "extend_exclude",
+    "module-bases": "module_bases",
+}
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore")
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The nearest config file at or above ``start`` that configures nnlint."""
+    directory = start if start.is_dir() else start.parent
+    for folder in (directory, *directory.parents):
+        for name in CONFIG_FILES:
+            candidate = folder / name
+            if candidate.is_file() and (name != "pyproject.toml" or _has_nnlint_table(candidate)):
+                return candidate
+    return None
+
+
+def _has_nnlint_table(pyproject: Path) -> bool:
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "nnlint" in data.get("tool", {})
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"invalid TOML in {path}: {error}") from None
+    table = data.get("tool", {}).get("nnlint", {}) if path.name == "pyproject.toml" else data
+    where = f"[tool.nnlint] in {path}" if path.name == "pyproject.toml" else str(path)
+    return config_from_table(table, path.parent.resolve(), path, where)
+
+
+def config_from_table(table: dict[str, Any], root: Path, source: Path | None, where: str) -> Config:
+    """Validate a parsed ``[tool.nnlint]`` table."""
+    config = Config(root=root, source=source)
+    for key, value in table.items():
+        if key not in _KNOWN_KEYS:
+            raise ConfigError(f"unknown key {key!r} in {where}{did_you_mean(key, _KNOWN_KEYS)}")
+        if key in _LIST_KEYS:
+            setattr(config, _LIST_KEYS[key], _string_list(value, key, where))
+        elif key == "per-file-ignores":
+            config.per_file_ignores = _per_file_ignores(value, where)
+        elif key == "respect-gitignore":
+            if not isinstance(value, bool):
+                raise ConfigError(f"'respect-gitignore' in {where} must be true or false")
+            config.respect_gitignore = value
+    return config
+
+
+def _string_list(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{key!r} in {where} must be a list of strings")
+    return list(value)
+
+
+def _per_file_ignores(value: Any, where: str) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"'per-file-ignores' in {where} must be a table of pattern = [codes]")
+    return {pattern: _string_list(codes, f"per-file-ignores.{pattern}", where) for pattern, codes in value.items()}
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,169 @@
+"""What a rule sees at a call: the file, the enclosing class and function, the mode guard."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from nnlint.engine.model import Finding, Fix, Span
+from nnlint.engine.names import Scope, parameter_names
+from nnlint.engine.source import SourceFile
+from nnlint.torch_facts import Signature
+
+
+class Mode(Enum):
+    """Which module mode a piece of code can run in, as far as guards tell."""
+
+    ANY = "any"
+    TRAIN = "train"  # only reached when self.training is true
+    EVAL = "eval"  # only reached when self.training is false
+
+
+@dataclass
+class FileContext:
+    """The file being analysed."""
+
+    source: SourceFile
+    module: str | None
+    is_package: bool
+
+    def span(self, node: ast.AST) -> Span:
+        source = self.source
+        row, end_row = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+        return Span(
+            row,
+            source.char_column(row, node.col_offset),  # type: ignore[attr-defined]
+            end_row,
+            source.char_column(end_row, node.end_col_offset or 0),  # type: ignore[attr-defined]
+        )
+
+    def text_of(self, node: ast.AST) -> str:
+        return ast.get_source_segment(self.source.text, node) or ast.unparse(node)
+
+
+@dataclass
+class FunctionContext:
+    """A method, or a function or lambda nested in one."""
+
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+    scope: Scope
+    #: Name of the instance parameter (``self``) visible here, None in static/class methods.
+    self_name: str | None
+    parent: FunctionContext | None = None
+    _params: frozenset[str] | None = field(default=None, repr=False)
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        if self._params is None:
+            self._params = frozenset(parameter_names(self.node.args))
+        return self._params
+
+    def is_parameter(self, name: str) -> bool:
+        """True when ``name`` is a parameter of this or an enclosing function."""
+        function: FunctionContext | None = self
+        while function is not None:
+            if name in function.parameters:
+                return True
+            function = function.parent
+        return False
+
+    def is_training_flag(self, node: ast.expr) -> bool:
+        """``self.training`` for this function's instance parameter."""
+        return (
+            self.self_name is not None
+            and isinstance(node, ast.Attribute)
+            and node.attr == "training"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == self.self_name
+        )
+
+    def assignments_to(self, name: str) -> Iterator[tuple[ast.expr, bool]]:
+        """Values assigned to ``name`` in this function, with whether a guard mentions training."""
+        body = self.node.body if isinstance(self.node.body, list) else []
+        yield from _assignments(body, name, False)
+
+
+def _assignments(body: list[ast.stmt], name: str, guarded: bool) -> Iterator[tuple[ast.expr, bool]]:
+    for statement in body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and statement.value is not None:
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                yield statement.value, guarded
+        inner_guard = guarded or (isinstance(statement, (ast.If, ast.While)) and mentions_training(statement.test))
+        for block in ("body", "orelse", "finalbody"):
+            yield from _assignments(getattr(statement, block, []) or [], name, inner_guard)
+        for handler in getattr(statement, "handlers", []) or []:
+            yield from _assignments(handler.body, name, inner_guard)
+
+
+def mentions_training(node: ast.AST) -> bool:
+    """True when an expression reads a ``training`` flag (``self.training``, ``training``)."""
+    for child in ast.walk(node):
+        if isinstance(child, ast.Attribute) and child.attr == "training":
+            return True
+        if isinstance(child, ast.Name) and child.id in ("training", "is_training"):
+            return True
+    return False
+
+
+@dataclass
+class Argument:
+    """Where (and whether) a call passes a given parameter."""
+
+    value: ast.expr | None
+    keyword: bool
+    position: int | None
+    #: ``*args`` or ``**kwargs`` in the call may pass it: nothing can be said.
+    unknown: bool = False
+
+    @property
+    def present(self) -> bool:
+        return self.value is not None
+
+
+def find_argument(call: ast.Call, signature: Signature | None, name: str) -> Argument:
+    """Locate parameter ``name`` among a call's arguments."""
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return Argument(keyword.value, True, None)
+    position = signature.position_of(name) if signature else None
+    if position is not None:
+        for index, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred):
+                return Argument(None, False, None, unknown=True)
+            if index == position:
+                return Argument(arg, False, position)
+    if any(keyword.arg is None for keyword in call.keywords):
+        return Argument(None, False, position, unknown=True)
+    return Argument(None, False, position)
+
+
+@dataclass
+class CallSite:
+    """A call to a torch function inside a (possible) nn.Module subclass."""
+
+    node: ast.Call
+    qualname: str
+    mode: Mode
+    function: FunctionContext
+    class_qualname: str
+    file: FileContext
+
+    @property
+    def short_name(self) -> str:
+        """The callee as written in the source (``F.dropout``)."""
+        return self.file.text_of(self.node.func)
+
+    def finding(self, code: str, message: str, node: ast.AST | None = None, fix: Fix | None = None) -> Finding:
+        return Finding(
+            code=code,
+            message=message,
+            path=self.file.source.path,
+            span=self.file.span(node or self.node),
+            fix=fix,
+            module_class=self.class_qualname,
+        )

@@ -1,0 +1,197 @@
+"""Our own small import/alias resolver: which qualified name does an expression denote?
+
+``F.dropout`` is ``torch.nn.functional.dropout`` only if ``F`` is bound to
+``torch.nn.functional`` by an import in scope; an ``F`` imported from another
+library, assigned locally, or taken as a parameter is not torch.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+from nnlint import torch_facts
+
+#: A binding that is known not to come from an import (assignment, parameter...).
+UNKNOWN = None
+
+
+class Scope:
+    """Name bindings of a module or function; class bodies are not scopes for methods."""
+
+    def __init__(self, bindings: dict[str, str | None], parent: Scope | None = None) -> None:
+        self.bindings = bindings
+        self.parent = parent
+        self.star_modules: list[str] = []
+
+    def lookup(self, name: str) -> str | None:
+        """Qualified origin of ``name``, or None when it is not an import we know."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.bindings:
+                return scope.bindings[name]
+            if scope.parent is None:
+                return scope.from_star_import(name)
+            scope = scope.parent
+        return None
+
+    def from_star_import(self, name: str) -> str | None:
+        """Resolve a name that a ``from torch.nn import *`` style import provides."""
+        for module in self.star_modules:
+            if module == "torch.nn" and (name in torch_facts.nn_class_names() or name == "functional"):
+                return f"torch.nn.{name}"
+            if module == "torch.nn.functional" and torch_facts.signature(f"{module}.{name}") is not None:
+                return f"{module}.{name}"
+        return None
+
+    def child(self, bindings: dict[str, str | None]) -> Scope:
+        return Scope(bindings, self)
+
+
+def qualified_name(expr: ast.expr, scope: Scope) -> str | None:
+    """``torch.nn.functional.dropout`` for ``F.dropout`` (when F is that module)."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    origin = scope.lookup(expr.id)
+    if origin is None:
+        return None
+    parts.append(origin)
+    return ".".join(reversed(parts))
+
+
+def resolve_relative(module: str | None, level: int, is_package: bool, name: str | None) -> str | None:
+    """Absolute module for ``from ..name import x`` in ``module``."""
+    if level == 0:
+        return name
+    if module is None:
+        return None
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    if level - 1 > len(package) or (level - 1 == len(package) and not name):
+        return None
+    base = package[: len(package) - (level - 1)]
+    if name:
+        base.append(name)
+    return ".".join(base) or None
+
+
+class BindingCollector:
+    """Collects the bindings a block of statements makes in its own scope."""
+
+    def __init__(self, qualname_prefix: str, module: str | None, is_package: bool) -> None:
+        self.prefix = qualname_prefix
+        self.module = module
+        self.is_package = is_package
+        self.bindings: dict[str, str | None] = {}
+        self.star_modules: list[str] = []
+        self._imported: set[str] = set()
+
+    def collect(self, body: Iterable[ast.stmt]) -> None:
+        for statement in body:
+            self._statement(statement)
+
+    def bind_import(self, name: str, origin: str | None) -> None:
+        self.bindings[name] = origin
+        self._imported.add(name)
+
+    def bind_other(self, name: str) -> None:
+        """An assignment shadows the name unless an import also binds it (try/except fallbacks)."""
+        if name not in self._imported:
+            self.bindings[name] = UNKNOWN
+
+    def _statement(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    self.bind_import(alias.asname, alias.name)
+                else:
+                    top = alias.name.split(".")[0]
+                    self.bind_import(top, top)
+        elif isinstance(node, ast.ImportFrom):
+            self._import_from(node)
+        elif isinstance(node, ast.ClassDef):
+            self.bind_import(node.name, f"{self.prefix}{node.name}")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self.bind_other(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            for name in node.names:
+                self.bindings.pop(name, None)
+        else:
+            self._targets(node)
+            for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+                block = getattr(node, field, None)
+                if isinstance(block, list):
+                    for child in block:
+                        if isinstance(child, ast.stmt):
+                            self._statement(child)
+                        elif isinstance(child, (ast.ExceptHandler, ast.match_case)):
+                            if isinstance(child, ast.ExceptHandler) and child.name:
+                                self.bind_other(child.name)
+                            self.collect(child.body)
+
+    def _import_from(self, node: ast.ImportFrom) -> None:
+        source = resolve_relative(self.module, node.level, self.is_package, node.module)
+        for alias in node.names:
+            if alias.name == "*":
+                if source:
+                    self.star_modules.append(source)
+                continue
+            origin = f"{source}.{alias.name}" if source else None
+            self.bind_import(alias.asname or alias.name, origin)
+
+    def _targets(self, node: ast.stmt) -> None:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            targets = [node.target]
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+        for target in targets:
+            for name in _names_in_target(target):
+                self.bind_other(name)
+        for child in ast.walk(node) if isinstance(node, (ast.Assign, ast.Expr, ast.Return, ast.If)) else ():
+            if isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
+                self.bind_other(child.target.id)
+
+
+def _names_in_target(target: ast.expr) -> Iterable[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _names_in_target(element)
+    elif isinstance(target, ast.Starred):
+        yield from _names_in_target(target.value)
+
+
+def parameter_names(args: ast.arguments) -> list[str]:
+    """All names a function's parameters bind."""
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    if args.vararg:
+        names.append(args.vararg.arg)
+    if args.kwarg:
+        names.append(args.kwarg.arg)
+    return names
+
+
+def function_scope(
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
+    parent: Scope,
+    qualname_prefix: str,
+    module: str | None,
+    is_package: bool,
+) -> Scope:
+    """The scope a function body sees: its parameters and local bindings over ``parent``."""
+    collector = BindingCollector(qualname_prefix, module, is_package)
+    for name in parameter_names(node.args):
+        collector.bind_other(name)
+    if not isinstance(node, ast.Lambda):
+        collector.collect(node.body)
+    scope = parent.child(collector.bindings)
+    return scope

@@ -1,0 +1,213 @@
+"""Files → ast → findings, in parallel, then the project-wide nn.Module check."""
+
+from __future__ import annotations
+
+import ast
+import multiprocessing
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnlint.engine.analyzer import analyze_tree
+from nnlint.engine.context import FileContext
+from nnlint.engine.model import FileResult, Finding, Span
+from nnlint.engine.noqa import file_exemption, suppressed_codes
+from nnlint.engine.project import ProjectIndex, find_module_file, module_name
+from nnlint.engine.settings import Settings
+from nnlint.engine.source import SourceError, SourceFile
+from nnlint.rules import PARSE_ERROR, RULES_BY_CODE
+from nnlint.rules.base import Rule
+
+#: Below this many files, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 24
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to lint; ``text`` is given for stdin."""
+
+    path: str
+    module: str | None
+    is_package: bool
+    text: bytes | None = None
+
+
+@dataclass
+class LintRun:
+    """Results of linting a set of files."""
+
+    results: list[FileResult]
+    index: ProjectIndex
+    settings: Settings
+    findings: list[Finding] = field(default_factory=list)
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+
+
+def make_rules(codes: Iterable[str]) -> list[Rule]:
+    return [RULES_BY_CODE[code]() for code in sorted(codes) if code in RULES_BY_CODE]
+
+
+def parse_error(path: str, message: str, row: int = 1, column: int = 0) -> Finding:
+    span = Span(max(row, 1), max(column, 0), max(row, 1), max(column, 0))
+    return Finding(PARSE_ERROR, message, path, span, noqa_row=None)
+
+
+def lint_source(source: SourceFile, module: str | None, is_package: bool, rules: list[Rule]) -> FileResult:
+    """Parse and analyse one decoded file; never raises for bad input."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences are not ours to report
+            tree = ast.parse(source.text, filename=source.path)
+    except SyntaxError as error:
+        row, column = error.lineno or 1, (error.offset or 1) - 1
+        reason = f"{error.msg} (line {row})" if error.lineno else error.msg
+        return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}", row, column)])
+    except (RecursionError, MemoryError, ValueError) as error:
+        reason = "too deeply nested" if isinstance(error, RecursionError) else str(error) or type(error).__name__
+        return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}")])
+    context = FileContext(source, module, is_package)
+    try:
+        result = analyze_tree(context, tree, rules)
+    except RecursionError:
+        result = FileResult(source.path, module, [parse_error(source.path, "could not analyse: too deeply nested")])
+    result.findings = _apply_noqa(source, result.findings)
+    return result
+
+
+def _apply_noqa(source: SourceFile, findings: list[Finding]) -> list[Finding]:
+    if not findings:
+        return findings
+    exempt = file_exemption(source.lines()) if "nnlint" in source.text else None
+    kept = []
+    for finding in findings:
+        if exempt is not None and (not exempt or finding.code in exempt):
+            continue
+        codes = suppressed_codes(source.line(finding.span.row))
+        if codes is not None and (not codes or finding.code in codes):
+            continue
+        finding.noqa_row = finding.span.row
+        kept.append(finding)
+    return kept
+
+
+def read_source(path: str, data: bytes | None = None) -> SourceFile | Finding:
+    """Read and decode a file, or the NN001 finding that says why not."""
+    try:
+        if data is None:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        return SourceFile.from_bytes(path, data)
+    except OSError as error:
+        return parse_error(path, f"could not read: {error.strerror or error}")
+    except SourceError as error:
+        return parse_error(path, f"could not decode: {error}")
+
+
+_WORKER_RULES: list[Rule] = []
+
+
+def _init_worker(codes: frozenset[str]) -> None:
+    global _WORKER_RULES  # noqa: PLW0603 - one rule set per worker process
+    _WORKER_RULES = make_rules(codes)
+
+
+def lint_job(job: Job) -> FileResult:
+    """Worker entry point: lint one file with the process's rules."""
+    source = read_source(job.path, job.text)
+    if isinstance(source, Finding):
+        return FileResult(job.path, job.module, [source])
+    return lint_source(source, job.module, job.is_package, _WORKER_RULES)
+
+
+def make_jobs(files: list[Path]) -> tuple[list[Job], set[Path]]:
+    """Jobs for ``files`` and the source roots they live under."""
+    jobs, roots = [], set()
+    for file in files:
+        module, is_package, root = module_name(file)
+        jobs.append(Job(str(file), module or None, is_package))
+        roots.add(root)
+    return jobs, roots
+
+
+def run_jobs(jobs: list[Job], codes: frozenset[str], workers: int, progress: Progress | None = None) -> list[FileResult]:
+    """Lint jobs, in worker processes when there are enough of them."""
+    if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
+        _init_worker(codes)
+        results = []
+        for done, job in enumerate(jobs, 1):
+            results.append(lint_job(job))
+            if progress:
+                progress(done, len(jobs))
+        return results
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context(method)
+    chunk = max(1, min(16, len(jobs) // (workers * 8)))
+    results = []
+    with context.Pool(workers, initializer=_init_worker, initargs=(codes,)) as pool:
+        for done, result in enumerate(pool.imap_unordered(lint_job, jobs, chunksize=chunk), 1):
+            results.append(result)
+            if progress:
+                progress(done, len(jobs))
+    results.sort(key=lambda result: result.path)
+    return results
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def module_loader(roots: Iterable[Path]) -> Callable[[str], FileResult | None]:
+    """Index files outside the linted set on demand (a base class imported from elsewhere)."""
+    search = list(roots)
+
+    def load(module: str) -> FileResult | None:
+        path = find_module_file(module, search)
+        if path is None:
+            return None
+        source = read_source(str(path))
+        if isinstance(source, Finding):
+            return None
+        return lint_source(source, module, path.name == "__init__.py", [])
+
+    return load
+
+
+def lint_paths(
+    files: list[Path],
+    settings: Settings,
+    workers: int = 0,
+    progress: Progress | None = None,
+    stdin: tuple[str, bytes] | None = None,
+) -> LintRun:
+    """Lint files (and stdin), then keep the findings that apply."""
+    jobs, roots = make_jobs(files)
+    if stdin is not None:
+        filename, data = stdin
+        module, is_package, root = module_name(Path(os.path.abspath(filename)))
+        jobs.append(Job(filename, module or None, is_package, data))
+        roots.add(root)
+    roots.update({settings.config.root, Path.cwd()})
+    results = run_jobs(jobs, settings.enabled, workers or default_workers(), progress)
+    index = ProjectIndex(settings.module_bases, loader=module_loader(sorted(roots)))
+    for result in results:
+        index.add(result)
+    run = LintRun(results, index, settings)
+    for result in results:
+        run.findings.extend(applicable_findings(result.findings, index, settings))
+    run.findings.sort(key=Finding.sort_key)
+    return run
+
+
+def applicable_findings(findings: Iterable[Finding], index: ProjectIndex, settings: Settings) -> list[Finding]:
+    """Drop findings in classes that are not nn.Modules, and codes not selected for the file."""
+    return [
+        finding
+        for finding in findings
+        if settings.reports(finding.code, finding.path)
+        and (finding.module_class is None or index.is_module_class(finding.module_class))
+    ]

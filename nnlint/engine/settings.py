@@ -1,0 +1,71 @@
+"""Effective settings: the config file merged with command-line options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnlint.engine.config import Config, ConfigError
+from nnlint.engine.patterns import PatternSet
+from nnlint.engine.selection import enabled_codes, validate_selectors
+from nnlint.rules import ALL_CODES, ALL_RULES, PARSE_ERROR
+
+DEFAULT_SELECT = [PARSE_ERROR, *(rule.code for rule in ALL_RULES if rule.default_enabled)]
+
+
+@dataclass
+class Settings:
+    """Everything a run needs to know besides the files."""
+
+    config: Config
+    enabled: frozenset[str]
+    per_file_ignores: list[tuple[PatternSet, list[str]]] = field(default_factory=list)
+
+    @property
+    def module_bases(self) -> list[str]:
+        return self.config.module_bases
+
+    def ignored_in(self, path: str) -> list[str]:
+        """Selectors ``per-file-ignores`` turns off for ``path``."""
+        file = Path(path)
+        ignored: list[str] = []
+        for patterns, selectors in self.per_file_ignores:
+            if patterns.match_path_or_parents(file):
+                ignored.extend(selectors)
+        return ignored
+
+    def reports(self, code: str, path: str) -> bool:
+        """Whether a finding of ``code`` in ``path`` is reported."""
+        if code not in self.enabled:
+            return False
+        return not any(selector == "ALL" or code.startswith(selector) for selector in self.ignored_in(path))
+
+
+def build_settings(
+    config: Config,
+    select: list[str] | None = None,
+    extend_select: list[str] | None = None,
+    ignore: list[str] | None = None,
+) -> Settings:
+    """Merge ``config`` with CLI selectors (CLI ``--select`` replaces the config's)."""
+    where = f"[tool.nnlint] in {config.source}" if config.source else "the configuration"
+    base = validate_selectors(config.select if config.select is not None else DEFAULT_SELECT, ALL_CODES, where)
+    if select:
+        base = validate_selectors(select, ALL_CODES, "--select")
+    chosen = [
+        *base,
+        *validate_selectors(config.extend_select, ALL_CODES, where),
+        *validate_selectors(extend_select or [], ALL_CODES, "--extend-select"),
+    ]
+    ignored = [
+        *validate_selectors(config.ignore, ALL_CODES, where),
+        *validate_selectors(ignore or [], ALL_CODES, "--ignore"),
+    ]
+    per_file = []
+    for pattern, selectors in config.per_file_ignores.items():
+        checked = validate_selectors(selectors, ALL_CODES, f"per-file-ignores of {where}")
+        per_file.append((PatternSet(config.root, [pattern], names_outside_base=True), checked))
+    enabled = enabled_codes(ALL_CODES, chosen, ignored)
+    if not enabled:
+        raise ConfigError("no rules selected: check --select/--ignore")
+    return Settings(config=config, enabled=enabled, per_file_ignores=per_file)

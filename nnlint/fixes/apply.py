@@ -1,0 +1,157 @@
+"""Applying fixes to files: iterate to a fixed point, verify, write atomically."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+
+from nnlint.engine.model import Finding, Fix
+from nnlint.engine.runner import LintRun, applicable_findings, lint_source, make_rules, read_source
+from nnlint.engine.source import SourceFile
+
+#: Like ruff: re-lint after fixing, in case a fix enables another; stop if it does not settle.
+MAX_ITERATIONS = 10
+
+
+@dataclass
+class FileFix:
+    """The outcome of fixing one file."""
+
+    path: str
+    original: SourceFile
+    fixed_text: str
+    applied: int = 0
+    error: str | None = None
+    remaining: list[Finding] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed_text != self.original.text
+
+    def diff(self) -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.original.text.splitlines(keepends=True),
+                self.fixed_text.splitlines(keepends=True),
+                fromfile=f"a/{self.path}",
+                tofile=f"b/{self.path}",
+            )
+        )
+
+
+def is_applicable(fix: Fix | None, unsafe: bool) -> bool:
+    return fix is not None and (fix.applicability == "safe" or unsafe)
+
+
+def fix_run(run: LintRun, unsafe: bool) -> list[FileFix]:
+    """Fix every file of ``run`` that has applicable fixes (nothing is written here)."""
+    by_path: dict[str, list[Finding]] = {}
+    for finding in run.findings:
+        by_path.setdefault(finding.path, []).append(finding)
+    rules = make_rules(run.settings.enabled)
+    outcomes = []
+    for result in run.results:
+        findings = by_path.get(result.path, [])
+        if any(is_applicable(finding.fix, unsafe) for finding in findings):
+            outcomes.append(_fix_file(run, result.path, result.module, findings, rules, unsafe))
+    return outcomes
+
+
+def _fix_file(run: LintRun, path: str, module: str | None, findings: list[Finding], rules, unsafe: bool) -> FileFix:
+    source = run.sources.get(path) or read_source(path)
+    if isinstance(source, Finding):
+        return FileFix(path, SourceFile(path, ""), "", error=source.message, remaining=findings)
+    outcome = FileFix(path, source, source.text, remaining=findings)
+    is_package = os.path.basename(path) == "__init__.py"
+    for _ in range(MAX_ITERATIONS):
+        fixes = [finding.fix for finding in outcome.remaining if is_applicable(finding.fix, unsafe)]
+        if not fixes:
+            break
+        try:
+            from nnlint.fixes.transform import FixError, apply_fixes
+        except ImportError as error:  # pragma: no cover - libcst is a dependency
+            outcome.error = f"cannot apply fixes: {error}"
+            break
+        try:
+            text, applied = apply_fixes(outcome.fixed_text, fixes)  # type: ignore[arg-type]
+        except FixError as error:
+            outcome.error = str(error)
+            break
+        if text == outcome.fixed_text or not applied:
+            break
+        problem = reparse_problem(text)
+        if problem:
+            outcome.error = f"fix dropped: the fixed file does not parse ({problem})"
+            break
+        outcome.fixed_text = text
+        outcome.applied += len(applied)
+        relinted = lint_source(source.with_text(text), module, is_package, rules)
+        outcome.remaining = applicable_findings(relinted.findings, run.index, run.settings)
+    return outcome
+
+
+def reparse_problem(text: str) -> str | None:
+    """None when ``text`` is valid Python, else why not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except SyntaxError as error:
+        return f"{error.msg}, line {error.lineno}"
+    except (RecursionError, MemoryError, ValueError) as error:
+        return type(error).__name__
+    return None
+
+
+def write_atomically(outcome: FileFix) -> None:
+    """Replace the file with its fixed text, same encoding, BOM, line endings and mode."""
+    data = outcome.original.encode(outcome.fixed_text)
+    path = outcome.path
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = os.stat(path).st_mode
+    handle, temporary = tempfile.mkstemp(prefix=".nnlint-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode & 0o7777)
+        os.replace(temporary, os.path.realpath(path))
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
+    """The fix as ruff-style text edits against the original source (for JSON output)."""
+    try:
+        from nnlint.fixes.transform import FixError, apply_fixes
+
+        text, applied = apply_fixes(source.text, [fix])
+    except (ImportError, FixError):
+        return []
+    if not applied or text == source.text:
+        return []
+    old = source.text
+    start = 0
+    limit = min(len(old), len(text))
+    while start < limit and old[start] == text[start]:
+        start += 1
+    end_old, end_new = len(old), len(text)
+    while end_old > start and end_new > start and old[end_old - 1] == text[end_new - 1]:
+        end_old -= 1
+        end_new -= 1
+    row, column = source.position(start)
+    end_row, end_column = source.position(end_old)
+    return [
+        {
+            "content": text[start:end_new],
+            "location": {"row": row, "column": column + 1},
+            "end_location": {"row": end_row, "column": end_column + 1},
+        }
+    ]

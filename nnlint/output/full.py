@@ -1,0 +1,66 @@
+"""The ``full`` format: each finding with its source line and a marker, like ruff."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from nnlint.engine.model import Finding
+from nnlint.engine.source import SourceFile
+from nnlint.output.paths import display_path
+
+
+def fixable(finding: Finding, unsafe_fixes: bool) -> bool:
+    return finding.fix is not None and (finding.fix.applicability == "safe" or unsafe_fixes)
+
+
+def render_finding(finding: Finding, source: SourceFile | None, unsafe_fixes: bool) -> Text:
+    """A finding as ruff shows it: header, location, source excerpt with carets, help."""
+    text = Text()
+    text.append(finding.code, style="bold red")
+    if fixable(finding, unsafe_fixes):
+        text.append(" [*]", style="cyan")
+    text.append(f" {finding.message}\n", style="bold")
+    span = finding.span
+    location = f"{display_path(finding.path)}:{span.row}:{span.column + 1}"
+    line = source.line(span.row) if source is not None else ""
+    gutter = " " * len(str(span.row))
+    text.append(f"{gutter}--> ", style="blue")
+    text.append(f"{location}\n")
+    if line:
+        end = span.end_column if span.end_row == span.row else len(line)
+        width = max(1, end - span.column)
+        text.append(f"{gutter} |\n", style="blue")
+        text.append(f"{span.row} | ", style="blue")
+        text.append(f"{line.expandtabs(1)}\n")
+        text.append(f"{gutter} | ", style="blue")
+        text.append(" " * span.column + "^" * width, style="bold red")
+        text.append("\n")
+        text.append(f"{gutter} |\n", style="blue")
+    if finding.fix is not None:
+        label = "help" if fixable(finding, unsafe_fixes) else "help (unsafe fix)"
+        text.append(f"{label}: ", style="bold cyan")
+        text.append(f"{finding.fix.message}\n")
+    return text
+
+
+def summary(found: int, fixed: int, fixable_safe: int, fixable_unsafe: int, unsafe_fixes: bool) -> str:
+    """The closing lines, in ruff's words."""
+    if found == 0 and fixed == 0:
+        return "All checks passed!"
+    noun = "error" if found + fixed == 1 else "errors"
+    lines = [f"Found {found + fixed} {noun} ({fixed} fixed, {found} remaining)." if fixed else f"Found {found} {noun}."]
+    fix_now = fixable_safe + (fixable_unsafe if unsafe_fixes else 0)
+    hidden = 0 if unsafe_fixes else fixable_unsafe
+    if fix_now and hidden:
+        lines.append(
+            f"[*] {fix_now} fixable with the `--fix` option "
+            f"({hidden} hidden {'fix' if hidden == 1 else 'fixes'} can be enabled with the `--unsafe-fixes` option)."
+        )
+    elif fix_now:
+        lines.append(f"[*] {fix_now} fixable with the `--fix` option.")
+    elif hidden:
+        lines.append(
+            f"No fixes available ({hidden} hidden {'fix' if hidden == 1 else 'fixes'} "
+            "can be enabled with the `--unsafe-fixes` option)."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""The rule registry: every rule nnlint knows, by code."""
+
+from __future__ import annotations
+
+from nnlint.rules.base import Rule
+from nnlint.rules.train_mode import (
+    AttentionDropoutIgnoresEval,
+    DropoutIgnoresEval,
+    HardCodedTrainingFlag,
+    OppositeTrainingDefault,
+)
+
+#: Pseudo-codes for problems with a file itself, not a rule's finding.
+PARSE_ERROR = "NN001"
+
+ALL_RULES: tuple[type[Rule], ...] = (
+    DropoutIgnoresEval,
+    HardCodedTrainingFlag,
+    OppositeTrainingDefault,
+    AttentionDropoutIgnoresEval,
+)
+
+RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
+ALL_CODES: tuple[str, ...] = (PARSE_ERROR, *RULES_BY_CODE)
+
+
+def get_rule(code: str) -> type[Rule] | None:
+    """The rule class for ``code`` (None for NN001 and unknown codes)."""
+    return RULES_BY_CODE.get(code)
