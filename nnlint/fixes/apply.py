@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from nnlint.engine.model import Finding, Fix
 from nnlint.engine.runner import LintRun, applicable_findings, lint_source, make_rules, read_source
 from nnlint.engine.source import SourceFile
+from nnlint.output.paths import display_path
 
 #: Like ruff: re-lint after fixing, in case a fix enables another; stop if it does not settle.
 MAX_ITERATIONS = 10
@@ -37,8 +38,8 @@ class FileFix:
             difflib.unified_diff(
                 self.original.text.splitlines(keepends=True),
                 self.fixed_text.splitlines(keepends=True),
-                fromfile=f"a/{self.path}",
-                tofile=f"b/{self.path}",
+                fromfile=f"a/{display_path(self.path)}",
+                tofile=f"b/{display_path(self.path)}",
             )
         )
 
