@@ -7,10 +7,10 @@ from pathlib import Path
 
 from nnlint.engine.config import Config, ConfigError
 from nnlint.engine.patterns import PatternSet
-from nnlint.engine.selection import enabled_codes, validate_selectors
+from nnlint.engine.selection import DEFAULT, enabled_codes, validate_selectors
 from nnlint.rules import ALL_CODES, ALL_RULES, PARSE_ERROR
 
-DEFAULT_SELECT = [PARSE_ERROR, *(rule.code for rule in ALL_RULES if rule.default_enabled)]
+DEFAULT_CODES = frozenset([PARSE_ERROR, *(rule.code for rule in ALL_RULES if rule.default_enabled)])
 
 
 @dataclass
@@ -49,7 +49,7 @@ def build_settings(
 ) -> Settings:
     """Merge ``config`` with CLI selectors (CLI ``--select`` replaces the config's)."""
     where = f"[tool.nnlint] in {config.source}" if config.source else "the configuration"
-    base = validate_selectors(config.select if config.select is not None else DEFAULT_SELECT, ALL_CODES, where)
+    base = validate_selectors(config.select if config.select is not None else [DEFAULT], ALL_CODES, where)
     if select:
         base = validate_selectors(select, ALL_CODES, "--select")
     chosen = [
@@ -65,7 +65,7 @@ def build_settings(
     for pattern, selectors in config.per_file_ignores.items():
         checked = validate_selectors(selectors, ALL_CODES, f"per-file-ignores of {where}")
         per_file.append((PatternSet(config.root, [pattern], names_outside_base=True), checked))
-    enabled = enabled_codes(ALL_CODES, chosen, ignored)
+    enabled = enabled_codes(ALL_CODES, chosen, ignored, DEFAULT_CODES)
     if not enabled:
         raise ConfigError("no rules selected: check --select/--ignore")
     return Settings(config=config, enabled=enabled, per_file_ignores=per_file)

@@ -1,0 +1,56 @@
+"""Shared helpers: lint in memory, run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nnlint.api import findings
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+
+
+def module_source(body: str, header: str = HEADER) -> str:
+    """``body`` (dedented) after the usual torch imports."""
+    return header + textwrap.dedent(body).lstrip("\n")
+
+
+def found(text: str, **options: object) -> list[tuple[str, int]]:
+    """(code, row) of each finding, in order."""
+    return [(f.code, f.row) for f in findings(text, **options)]
+
+
+def run_cli(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m nnlint`` for real."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("NNLINT_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "nnlint", *args],
+        cwd=cwd,
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """Write dedented files under tmp_path: ``write("a/b.py", "...")``."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return _write
