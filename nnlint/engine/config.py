@@ -89,10 +89,15 @@ def find_config_file(start: Path) -> Path | None:
 
 
 def _has_nnlint_table(pyproject: Path) -> bool:
+    """True when the file configures nnlint (or is broken but clearly meant to)."""
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return False
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return "tool.nnlint" in text  # load_config reports the syntax error
     return "nnlint" in data.get("tool", {})
 
 
