@@ -182,7 +182,7 @@ def _apply_fixes(run: LintRun, unsafe: bool, diff: bool) -> tuple[list[Finding],
     return remaining, sum(outcome.applied for outcome in outcomes), changed
 
 
-def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily
+def _console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, markup=False)
@@ -277,7 +277,7 @@ def main() -> None:
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the promise is: no traceback, ever
+    except Exception as error:
         if os.environ.get("NNLINT_DEBUG"):
             raise
         click.echo(f"nnlint: internal error: {type(error).__name__}: {error}", err=True)

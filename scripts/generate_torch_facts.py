@@ -67,7 +67,7 @@ def _callable_params(func: Any, name: str) -> list[list[Any]] | None:
 
 
 def _nn_classes() -> dict[str, list[list[Any]] | None]:
-    import torch.nn as nn
+    from torch import nn
 
     classes: dict[str, list[list[Any]] | None] = {}
     for namespace in (nn, nn.modules, nn.parallel):

@@ -40,6 +40,7 @@ def run_cli(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> 
         text=True,
         env=env,
         timeout=120,
+        check=False,
     )
 
 

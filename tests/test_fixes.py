@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HEADER, run_cli
 from nnlint.api import findings, fix_text
+
+from conftest import HEADER, run_cli
 
 
 def fixed(body: str, unsafe: bool = False) -> str:
@@ -42,10 +43,7 @@ def fixed(body: str, unsafe: bool = False) -> str:
         ),
         (
             # exploded call with a trailing comma and comments
-            "        return F.dropout(\n"
-            "            x,  # input\n"
-            "            p=0.1,  # rate\n"
-            "        )\n",
+            "        return F.dropout(\n            x,  # input\n            p=0.1,  # rate\n        )\n",
             "        return F.dropout(\n"
             "            x,  # input\n"
             "            p=0.1,  # rate\n"
@@ -54,10 +52,7 @@ def fixed(body: str, unsafe: bool = False) -> str:
         ),
         (
             # exploded call without a trailing comma, comment on the last argument
-            "        return F.dropout(\n"
-            "            x,\n"
-            "            p=0.1  # rate\n"
-            "        )\n",
+            "        return F.dropout(\n            x,\n            p=0.1  # rate\n        )\n",
             "        return F.dropout(\n"
             "            x,\n"
             "            p=0.1,  # rate\n"
@@ -94,7 +89,8 @@ def fixed(body: str, unsafe: bool = False) -> str:
         (
             # an unrelated conditional expression is parenthesised
             "        return F.scaled_dot_product_attention(x, x, x, dropout_p=a if b else c)\n",
-            "        return F.scaled_dot_product_attention(x, x, x, dropout_p=(a if b else c) if self.training else 0.0)\n",
+            "        return F.scaled_dot_product_attention("
+            "x, x, x, dropout_p=(a if b else c) if self.training else 0.0)\n",
         ),
         (
             "        return F.scaled_dot_product_attention(\n"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import found, module_source, run_cli
 from nnlint.engine.config import Config
+
+from conftest import found, module_source, run_cli
 
 BODY = """
     def forward(self, x):

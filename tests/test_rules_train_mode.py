@@ -1,11 +1,12 @@
-"""NN101–NN104: what is reported and what is not."""
+"""NN101-NN104: what is reported and what is not."""
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import found, module_source
 from nnlint.api import findings
+
+from conftest import found, module_source
 
 
 def method(body: str, signature: str = "self, x", decorator: str = "") -> str:

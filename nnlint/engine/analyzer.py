@@ -163,7 +163,12 @@ class FileAnalyzer:
                 continue
             elif isinstance(node, ast.Lambda):
                 self._function(
-                    node, node_function.scope, _nested_self(node, node_function), node_function, class_qualname, node_mode
+                    node,
+                    node_function.scope,
+                    _nested_self(node, node_function),
+                    node_function,
+                    class_qualname,
+                    node_mode,
                 )
                 continue
             for child in ast.iter_child_nodes(node):
@@ -262,4 +267,3 @@ def _root(scope: Scope) -> Scope:
     while scope.parent is not None:
         scope = scope.parent
     return scope
-

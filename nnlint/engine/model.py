@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 Applicability = Literal["safe", "unsafe"]
 
@@ -48,7 +48,7 @@ class GuardArgumentWithTraining:
     otherwise: str
 
 
-Edit = Union[AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining]
+Edit = AddKeywordArgument | ReplaceArgument | GuardArgumentWithTraining
 
 
 @dataclass(frozen=True)

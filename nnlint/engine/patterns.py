@@ -23,9 +23,7 @@ def compile_pattern(text: str) -> Pattern | None:
         return None
     line = _strip_trailing_spaces(line)
     negated = line.startswith("!")
-    if negated:
-        line = line[1:]
-    elif line.startswith("\\!") or line.startswith("\\#"):
+    if negated or line.startswith("\\!") or line.startswith("\\#"):
         line = line[1:]
     dir_only = line.endswith("/")
     line = line.rstrip("/")

@@ -134,7 +134,9 @@ def make_jobs(files: list[Path]) -> tuple[list[Job], set[Path]]:
     return jobs, roots
 
 
-def run_jobs(jobs: list[Job], codes: frozenset[str], workers: int, progress: Progress | None = None) -> list[FileResult]:
+def run_jobs(
+    jobs: list[Job], codes: frozenset[str], workers: int, progress: Progress | None = None
+) -> list[FileResult]:
     """Lint jobs, in worker processes when there are enough of them."""
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
         _init_worker(codes)

@@ -19,7 +19,9 @@ def validate_selectors(selectors: Iterable[str], known_codes: Iterable[str], whe
     checked = []
     for raw in selectors:
         selector = raw.strip().upper()
-        if selector not in ("ALL", DEFAULT) and not (_SELECTOR.match(selector) and any(c.startswith(selector) for c in known)):
+        if selector not in ("ALL", DEFAULT) and not (
+            _SELECTOR.match(selector) and any(c.startswith(selector) for c in known)
+        ):
             raise ConfigError(f"unknown rule selector {raw!r} in {where}{did_you_mean(selector, known)}")
         checked.append(selector)
     return checked

@@ -68,9 +68,7 @@ def _apply(call: cst.Call, edit: Edit) -> cst.Call:
     if isinstance(edit, GuardArgumentWithTraining):
         flag = cst.parse_expression(f"{edit.self_name}.training")
         otherwise = cst.parse_expression(edit.otherwise)
-        return replace_argument(
-            call, edit.keyword, edit.position, lambda value: _if_expression(value, flag, otherwise)
-        )
+        return replace_argument(call, edit.keyword, edit.position, lambda value: _if_expression(value, flag, otherwise))
     raise FixError(f"unknown edit {edit!r}")
 
 
@@ -111,9 +109,7 @@ def add_keyword_argument(call: cst.Call, keyword: str, value: cst.BaseExpression
     new_arg = cst.Arg(
         keyword=cst.Name(keyword),
         value=value,
-        equal=cst.AssignEqual(
-            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-        ),
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
     )
     args = list(call.args)
     if not args:
@@ -125,7 +121,9 @@ def add_keyword_argument(call: cst.Call, keyword: str, value: cst.BaseExpression
         # ``x, p,)`` → the new argument takes over the trailing comma and what follows it.
         trailing = last.comma.whitespace_after
         if multiline and isinstance(trailing, cst.ParenthesizedWhitespace):
-            args[-1] = last.with_changes(comma=last.comma.with_changes(whitespace_after=_next_line(trailing, separator)))
+            args[-1] = last.with_changes(
+                comma=last.comma.with_changes(whitespace_after=_next_line(trailing, separator))
+            )
             new_arg = new_arg.with_changes(comma=last.comma.with_changes(whitespace_after=_close_line(trailing)))
         else:
             args[-1] = last.with_changes(comma=last.comma.with_changes(whitespace_after=cst.SimpleWhitespace(" ")))
@@ -151,7 +149,7 @@ def add_keyword_argument(call: cst.Call, keyword: str, value: cst.BaseExpression
 
 def _separator_before_last(call: cst.Call) -> cst.BaseParenthesizableWhitespace:
     """The whitespace in front of the last argument (how arguments are laid out)."""
-    if len(call.args) >= 2:  # noqa: PLR2004
+    if len(call.args) >= 2:
         comma = call.args[-2].comma
         if isinstance(comma, cst.Comma):
             return comma.whitespace_after

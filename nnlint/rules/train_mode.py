@@ -1,4 +1,4 @@
-"""NN101–NN104: functional calls whose train/eval behaviour is not tied to the module's mode."""
+"""NN101-NN104: functional calls whose train/eval behaviour is not tied to the module's mode."""
 
 from __future__ import annotations
 
@@ -44,11 +44,7 @@ def training_parameter(qualname: str) -> str:
 
 def is_zero(node: ast.expr | None) -> bool:
     """The literal ``0`` or ``0.0``."""
-    return (
-        isinstance(node, ast.Constant)
-        and type(node.value) in (int, float)
-        and node.value == 0  # noqa: PLR2004 - zero is the point
-    )
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value == 0
 
 
 def _probability_is_zero(site: CallSite, name: str) -> bool:
@@ -110,9 +106,7 @@ class HardCodedTrainingFlag(Rule):
             return  # the literal states what the guard already guarantees
         if _probability_is_zero(site, DROPOUT_PROBABILITY.get(site.qualname, "p")):
             return
-        effect = (
-            "applied even after `model.eval()`" if value.value else "never applied, not even in training"
-        )
+        effect = "applied even after `model.eval()`" if value.value else "never applied, not even in training"
         keyword = training_parameter(site.qualname)
         fix = None
         if site.function.self_name is not None:
@@ -163,7 +157,9 @@ class AttentionDropoutIgnoresEval(Rule):
         fix = None
         self_name = site.function.self_name
         if self_name is not None:
-            edit = GuardArgumentWithTraining(site.file.span(site.node), "dropout_p", argument.position, self_name, "0.0")
+            edit = GuardArgumentWithTraining(
+                site.file.span(site.node), "dropout_p", argument.position, self_name, "0.0"
+            )
             fix = Fix("safe", f"Use `dropout_p=... if {self_name}.training else 0.0`", (edit,))
         yield site.finding(
             self.code,
@@ -182,7 +178,6 @@ def _tied_to_mode(site: CallSite, value: ast.expr) -> bool:
         if site.function.is_parameter(value.id):
             return True  # forwarded from the caller, like training=training
         return any(
-            guarded or mentions_training(assigned)
-            for assigned, guarded in site.function.assignments_to(value.id)
+            guarded or mentions_training(assigned) for assigned, guarded in site.function.assignments_to(value.id)
         )
     return False

@@ -1,0 +1,70 @@
+"""Every rule's catalogue page: present, examples lint and fix as documented, and behave with torch."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nnlint.api import findings, fix_text
+from nnlint.catalogue import examples, read_page, sections
+from nnlint.rules import ALL_RULES
+
+CODES = [rule.code for rule in ALL_RULES]
+REQUIRED_SECTIONS = ["What it flags", "Why it is a problem", "Bad example", "Fixed example", "Fix safety"]
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_page_structure(code: str) -> None:
+    page = read_page(code)
+    assert page is not None, f"rules/{code}.md is missing"
+    rule = next(r for r in ALL_RULES if r.code == code)
+    assert page.startswith(f"# {code} `{rule.name}`\n")
+    assert f"| {'on' if rule.default_enabled else 'off'} | {rule.fix} |" in page
+    assert list(sections(page))[: len(REQUIRED_SECTIONS)] == REQUIRED_SECTIONS
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_bad_example_is_flagged_and_fixed_example_is_clean(code: str) -> None:
+    example = examples(code)
+    assert {f.code for f in findings(example.bad, select=["ALL"])} == {code}
+    assert findings(example.fixed, select=["ALL"]) == []
+
+
+@pytest.mark.parametrize("code", [rule.code for rule in ALL_RULES if rule.fix != "none"])
+def test_fix_turns_bad_example_into_fixed_example(code: str) -> None:
+    example = examples(code)
+    assert fix_text(example.bad, unsafe=True) == example.fixed
+
+
+def _example_input(code: str) -> str:
+    match = re.search(r"<!-- input: (.+?) -->", read_page(code) or "")
+    assert match, f"{code}: page has no <!-- input: ... --> comment"
+    return match.group(1)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("code", CODES)
+def test_examples_behave_as_the_page_says(code: str) -> None:
+    from runtime_helpers import eval_is_deterministic, module_from_source, outputs, same_weights, torch
+
+    example = examples(code)
+    torch.manual_seed(0)
+    x = eval(_example_input(code), {"torch": torch})
+    bad = module_from_source(example.bad, f"{code}_bad").Model()
+    good = module_from_source(example.fixed, f"{code}_fixed").Model()
+    same_weights(bad, good)
+    if code == "NN103":
+        # eval is unchanged; in training the fixed layer uses batch statistics and updates the running ones
+        assert torch.allclose(outputs(bad, x, False), outputs(good, x, False))
+        outputs(bad, x, True)
+        outputs(good, x, True)
+        assert torch.equal(bad.running_mean, torch.zeros(4))
+        assert not torch.equal(good.running_mean, torch.zeros(4))
+        train_out = outputs(good, x, True)
+        assert torch.allclose(train_out.mean(0), torch.zeros(4), atol=1e-5)
+    else:
+        # training is unchanged; eval stops dropping
+        assert torch.equal(outputs(bad, x, True), outputs(good, x, True))
+        assert not eval_is_deterministic(bad, x)
+        assert eval_is_deterministic(good, x)
