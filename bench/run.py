@@ -1,0 +1,142 @@
+"""Benchmark nnlint against the ast floor and TorchFix, in one run on the same machine.
+
+    python bench/run.py                      # timm: nnlint, ast floor, TorchFix
+    python bench/run.py --corpus timm --corpus transformers
+    python bench/run.py --no-torchfix        # skip the (slow) peer
+
+Every command runs in a fresh process; wall times are the median of --repeat
+runs (TorchFix: one run, it takes minutes). Peak RSS is the largest resident
+set of the process and the children it waited for. Results are printed as a
+table with ratios and written to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpora import REPO, cache_dir, corpus
+
+TORCHFIX = "torchfix==0.7.0"
+SINGLE_FILE = {"timm": "models/vision_transformer.py", "transformers": "models/bert/modeling_bert.py"}
+AST_FLOOR = "import ast, pathlib, sys\nfor p in pathlib.Path(sys.argv[1]).rglob('*.py'): ast.parse(p.read_bytes())"
+
+
+def measure(command: list[str], cwd: Path | None = None) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one run."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, usage.ru_maxrss // 1024, process.returncode
+
+
+def median_of(command: list[str], repeat: int) -> tuple[float, int]:
+    runs = [measure(command) for _ in range(repeat)]
+    return statistics.median(run[0] for run in runs), max(run[1] for run in runs)
+
+
+def torchfix_venv() -> Path:
+    """A virtualenv with TorchFix, apart from nnlint's own dependencies."""
+    venv = cache_dir() / "torchfix-venv"
+    executable = venv / "bin" / "torchfix"
+    if not executable.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", TORCHFIX], check=True)
+    return executable
+
+
+def nnlint_command(target: Path) -> list[str]:
+    nnlint = shutil.which("nnlint") or "nnlint"
+    return [nnlint, "check", "--no-cache", "--exit-zero", "--quiet", "--output-format", "concise", str(target)]
+
+
+def bench_corpus(name: str, repeat: int, with_torchfix: bool) -> dict:
+    root = corpus(name)
+    files = list(root.rglob("*.py"))
+    lines = sum(path.read_bytes().count(b"\n") for path in files)
+    row: dict = {"corpus": name, "files": len(files), "lines": lines}
+    row["ast_floor_s"], row["ast_floor_rss_mb"] = median_of([sys.executable, "-c", AST_FLOOR, str(root)], repeat)
+    row["nnlint_s"], row["nnlint_rss_mb"] = median_of(nnlint_command(root), repeat)
+    single = root / SINGLE_FILE[name]
+    if not single.is_file():
+        raise SystemExit(f"bench: {single} not found in the {name} wheel")
+    row["nnlint_file_s"], _ = median_of(nnlint_command(single), repeat)
+    if with_torchfix:
+        torchfix = str(torchfix_venv())
+        row["torchfix_s"], row["torchfix_rss_mb"], _ = measure([torchfix, str(root)])
+        row["torchfix_file_s"], _ = median_of([torchfix, str(single)], max(1, repeat // 2))
+    return row
+
+
+def ratios(row: dict) -> dict:
+    out = {"nnlint / ast floor": row["nnlint_s"] / row["ast_floor_s"]}
+    if "torchfix_s" in row:
+        out["torchfix / nnlint (corpus)"] = row["torchfix_s"] / row["nnlint_s"]
+        out["torchfix / nnlint (one file)"] = row["torchfix_file_s"] / row["nnlint_file_s"]
+    return out
+
+
+TARGETS = {
+    "nnlint / ast floor": ("<=", 2.0),
+    "torchfix / nnlint (corpus)": (">=", 20.0),
+    "torchfix / nnlint (one file)": (">=", 10.0),
+}
+
+
+def report(rows: list[dict]) -> str:
+    lines = [
+        "| corpus | files | lines | ast floor | nnlint cold | nnlint 1 file | TorchFix | TorchFix 1 file | "
+        "peak RSS nnlint / TorchFix |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        torchfix = f"{row['torchfix_s']:.1f} s" if "torchfix_s" in row else "-"
+        torchfix_file = f"{row['torchfix_file_s']:.2f} s" if "torchfix_file_s" in row else "-"
+        rss = f"{row['nnlint_rss_mb']} / {row.get('torchfix_rss_mb', '-')} MiB"
+        lines.append(
+            f"| {row['corpus']} | {row['files']} | {row['lines']} | {row['ast_floor_s']:.2f} s | "
+            f"{row['nnlint_s']:.2f} s | {row['nnlint_file_s']:.2f} s | {torchfix} | {torchfix_file} | {rss} |"
+        )
+    lines.append("")
+    for row in rows:
+        for label, value in ratios(row).items():
+            sign, target = TARGETS[label]
+            met = value <= target if sign == "<=" else value >= target
+            lines.append(
+                f"{row['corpus']}: {label} = {value:.2f}x (target {sign} {target:g}x: {'met' if met else 'MISSED'})"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", action="append", choices=["timm", "transformers"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-torchfix", action="store_true", help="skip TorchFix")
+    parser.add_argument(
+        "--torchfix-on", action="append", default=None, help="corpora to run TorchFix on (default: timm only)"
+    )
+    args = parser.parse_args()
+    corpora = args.corpus or ["timm"]
+    torchfix_on = set(args.torchfix_on or ["timm"])
+    rows = [bench_corpus(name, args.repeat, not args.no_torchfix and name in torchfix_on) for name in corpora]
+    text = report(rows)
+    print(text)
+    results = REPO / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "latest.json").write_text(json.dumps({"rows": rows, "python": sys.version}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
