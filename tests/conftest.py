@@ -14,6 +14,22 @@ from nnlint.api import findings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
+sys.path.insert(0, str(REPO / "bench"))  # corpora.py: downloads of real model libraries
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the slow corpus tests (on in CI)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow corpus tests run in CI (CI=true) or with --run-slow; plain ``pytest`` stays fast."""
+    if config.getoption("--run-slow") or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return
+    skip = pytest.mark.skip(reason="slow corpus test: run with --run-slow (always on in CI)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
 

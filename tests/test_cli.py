@@ -357,3 +357,56 @@ def test_rule_page_and_list() -> None:
     assert listing[1].split() == ["NN101", "dropout-ignores-eval-mode", "on", "safe"]
     assert listing[2].split() == ["NN102", "hard-coded-training-flag", "on", "unsafe"]
     assert run_cli("rule", "nn104").stdout.startswith("# NN104")
+
+
+def test_permission_denied_becomes_nn001(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from nnlint.engine.runner import read_source
+
+    real_open = builtins.open
+
+    def deny(path, *args, **kwargs):
+        if str(path).endswith("bad.py"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    finding = read_source(str(project / "bad.py"))
+    assert finding.code == "NN001"  # type: ignore[union-attr]
+    assert finding.message == "could not read: Permission denied"  # type: ignore[union-attr]
+
+
+def _run_in_terminal(args: list[str], cwd: Path) -> str:
+    """Run nnlint with stdout and stderr on a pseudo-terminal; return what it showed."""
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnlint", *args], cwd=cwd, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    for index in range(250):
+        (tmp_path / f"m{index:03}.py").write_text(CLEAN)
+    assert "Linting" in _run_in_terminal(["check", "."], tmp_path)
+    assert "Linting" not in _run_in_terminal(["check", "--output-format", "json", "."], tmp_path)
+    piped = run_cli("check", ".", cwd=tmp_path)
+    assert "Linting" not in piped.stdout + piped.stderr

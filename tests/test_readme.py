@@ -1,0 +1,38 @@
+"""The README's promises: its example output is real, and CI runs its test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import REPO, run_cli
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _transcript() -> list[tuple[str, str]]:
+    """(command, expected output) pairs of the 20-second example."""
+    block = re.search(r"```console\n(.*?)```", README, re.DOTALL)
+    assert block
+    pairs: list[tuple[str, str]] = []
+    for chunk in block.group(1).split("$ ")[1:]:
+        command, _, output = chunk.partition("\n")
+        pairs.append((command, output.strip("\n")))
+    return pairs
+
+
+def test_twenty_second_example_is_real(tmp_path: Path) -> None:
+    code = re.search(r"Given `model.py`:\n\n```python\n(.*?)```", README, re.DOTALL)
+    assert code
+    (tmp_path / "model.py").write_text(code.group(1))
+    for command, expected in _transcript():
+        result = run_cli(*command.split()[1:], cwd=tmp_path)
+        assert result.stdout.strip("\n") == expected, command
+    fixed = (tmp_path / "model.py").read_text()
+    assert "F.dropout(x, p=0.5, training=self.training)" in fixed
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = re.findall(r"```sh\n(pip install .*?)\n```", README)
+    assert commands == ["pip install -e . && nnlint check fixtures/", "pip install -e '.[dev]' && pytest"]
+    assert commands[1] in (REPO / ".ci" / "run").read_text()
