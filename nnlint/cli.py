@@ -76,7 +76,7 @@ def check(
 ) -> None:
     """Lint PATHS (default: the current directory); '-' reads stdin."""
     del no_cache  # accepted now; the cache arrives in a later release
-    use_stdin = any(str(path) == "-" for path in paths)
+    use_stdin = any(str(path) == "-" for path in paths) or (stdin_filename is not None and not paths)
     disk_paths = [path for path in paths if str(path) != "-"] or ([] if use_stdin else [Path(".")])
     settings = _settings(config_path, disk_paths, stdin_filename, select, extend_select, ignore)
     files = discover_files(disk_paths, settings.config, force_exclude=force_exclude) if disk_paths else []

@@ -410,3 +410,16 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert "Linting" not in _run_in_terminal(["check", "--output-format", "json", "."], tmp_path)
     piped = run_cli("check", ".", cwd=tmp_path)
     assert "Linting" not in piped.stdout + piped.stderr
+
+
+def test_parse_errors_are_reported_whatever_is_selected(project: Path) -> None:
+    (project / "syntax.py").write_text("def broken(:\n")
+    selected = run_cli("check", "--select", "NN102", "--output-format", "concise", ".", cwd=project)
+    assert [line.split(" ")[1] for line in selected.stdout.splitlines() if " NN" in line] == ["NN102", "NN001"]
+    ignored = run_cli("check", "--ignore", "NN001", "--output-format", "concise", "syntax.py", cwd=project)
+    assert ignored.returncode == 0
+
+
+def test_stdin_filename_alone_reads_stdin(project: Path) -> None:
+    result = run_cli("check", "--output-format", "concise", "--stdin-filename", "m.py", stdin=BAD.encode(), cwd=project)
+    assert result.stdout.startswith("m.py:8:13: NN101")

@@ -66,6 +66,8 @@ def build_settings(
         checked = validate_selectors(selectors, ALL_CODES, f"per-file-ignores of {where}")
         per_file.append((PatternSet(config.root, [pattern], names_outside_base=True), checked))
     enabled = enabled_codes(ALL_CODES, chosen, ignored, DEFAULT_CODES)
+    if not any(selector == "ALL" or PARSE_ERROR.startswith(selector) for selector in ignored):
+        enabled |= {PARSE_ERROR}  # files that cannot be parsed are reported unless NN001 is ignored
     if not enabled:
         raise ConfigError("no rules selected: check --select/--ignore")
     return Settings(config=config, enabled=enabled, per_file_ignores=per_file)
