@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
+from typing import ClassVar
 
 from nnlint import torch_facts
 from nnlint.engine.context import Argument, CallSite, Mode, find_argument, mentions_training
@@ -69,25 +70,45 @@ def _no_self_note(site: CallSite) -> str:
     return "" if site.function.self_name is not None else " (no fix: no `self` in this static or class method)"
 
 
-class DropoutIgnoresEval(Rule):
-    code = "NN101"
-    name = "dropout-ignores-eval-mode"
-    summary = "Functional dropout without `training=` keeps dropping after `model.eval()`"
+class _MissingTrainingFlag(Rule):
+    """A call that needs ``training=`` and falls back to a default that is right in one mode only."""
+
     fix = "safe"
-    calls = frozenset(DROPOUT_PROBABILITY)
+    #: The mode in which the default is right: calls that can only run there are fine.
+    default_mode: ClassVar[Mode]
+
+    def effect(self, site: CallSite) -> str:
+        """What goes wrong in the other mode."""
+        raise NotImplementedError
+
+    def is_no_op(self, site: CallSite) -> bool:
+        return False
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
         training = _training_argument(site)
-        if training.present or training.unknown or site.mode is Mode.TRAIN:
+        if training.present or training.unknown or site.mode is self.default_mode or self.is_no_op(site):
             return
-        if _probability_is_zero(site, DROPOUT_PROBABILITY[site.qualname]):
-            return
+        default = self.default_mode is Mode.TRAIN
         yield site.finding(
             self.code,
-            f"`{site.short_name}` defaults to `training=True`: it keeps dropping after `model.eval()`; "
+            f"`{site.short_name}` defaults to `training={default}`: it {self.effect(site)}; "
             f"pass `training=self.training`{_no_self_note(site)}",
             fix=_add_training_fix(site),
         )
+
+
+class DropoutIgnoresEval(_MissingTrainingFlag):
+    code = "NN101"
+    name = "dropout-ignores-eval-mode"
+    summary = "Functional dropout without `training=` keeps dropping after `model.eval()`"
+    calls = frozenset(DROPOUT_PROBABILITY)
+    default_mode = Mode.TRAIN
+
+    def effect(self, site: CallSite) -> str:
+        return "keeps dropping after `model.eval()`"
+
+    def is_no_op(self, site: CallSite) -> bool:
+        return _probability_is_zero(site, DROPOUT_PROBABILITY[site.qualname])
 
 
 class HardCodedTrainingFlag(Rule):
@@ -122,23 +143,15 @@ class HardCodedTrainingFlag(Rule):
         )
 
 
-class OppositeTrainingDefault(Rule):
+class OppositeTrainingDefault(_MissingTrainingFlag):
     code = "NN103"
     name = "functional-training-default-false"
     summary = "`F.batch_norm`/`F.rrelu` without `training=` behave as in eval mode even when training"
-    fix = "safe"
     calls = frozenset(TRAINING_FALSE_BY_DEFAULT)
+    default_mode = Mode.EVAL
 
-    def check_call(self, site: CallSite) -> Iterable[Finding]:
-        training = _training_argument(site)
-        if training.present or training.unknown or site.mode is Mode.EVAL:
-            return
-        yield site.finding(
-            self.code,
-            f"`{site.short_name}` defaults to `training=False`: it {TRAINING_FALSE_BY_DEFAULT[site.qualname]}; "
-            f"pass `training=self.training`{_no_self_note(site)}",
-            fix=_add_training_fix(site),
-        )
+    def effect(self, site: CallSite) -> str:
+        return TRAINING_FALSE_BY_DEFAULT[site.qualname]
 
 
 class AttentionDropoutIgnoresEval(Rule):
