@@ -111,8 +111,8 @@ def reparse_problem(text: str) -> str | None:
 def write_atomically(outcome: FileFix) -> None:
     """Replace the file with its fixed text, same encoding, BOM, line endings and mode."""
     data = outcome.original.encode(outcome.fixed_text)
-    path = outcome.path
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(outcome.path)  # write through symlinks, next to the real file
+    directory = os.path.dirname(path)
     mode = os.stat(path).st_mode
     handle, temporary = tempfile.mkstemp(prefix=".nnlint-", suffix=".tmp", dir=directory)
     try:
@@ -121,7 +121,7 @@ def write_atomically(outcome: FileFix) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, mode & 0o7777)
-        os.replace(temporary, os.path.realpath(path))
+        os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
