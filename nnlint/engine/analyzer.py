@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from nnlint.engine.context import CallSite, FileContext, FunctionContext, Mode
+from nnlint.engine.context import CallSite, ClassSite, FileContext, FunctionContext, Mode
 from nnlint.engine.model import ClassRecord, FileResult
 from nnlint.engine.names import BindingCollector, Scope, function_scope, parameter_names, qualified_name
 from nnlint.rules.base import Rule
@@ -30,8 +30,11 @@ class FileAnalyzer:
             for qualname in rule.calls:
                 self.rules_by_call.setdefault(qualname, []).append(rule)
         self.call_tails = {qualname.rsplit(".", 1)[1] for qualname in self.rules_by_call}
-        # Nothing to look for when no callee name occurs in the text (aliases included).
-        self.walk_bodies = any(tail in file.source.text for tail in self.call_tails)
+        text = file.source.text
+        # A rule has nothing to find in a file where none of its trigger strings occurs.
+        active = [rule for rule in rules if any(trigger in text for trigger in rule.trigger_strings())]
+        self.walk_bodies = any(rule.calls for rule in active)
+        self.class_rules = [rule for rule in active if rule.checks_classes]
         self.result = FileResult(path=file.source.path, module=file.module)
         self.prefix = f"{file.module}." if file.module else ""
 
@@ -63,6 +66,10 @@ class FileAnalyzer:
         qualname = f"{prefix}{node.name}"
         bases = [base for expr in node.bases for base in self._base_names(expr, scope)]
         self.result.classes.append(ClassRecord(qualname, bases))
+        if bases and self.class_rules:
+            site = ClassSite(node, qualname, scope, self.file)
+            for rule in self.class_rules:
+                self.result.findings.extend(rule.check_class(site))
         self._class_body(node.body, scope, qualname, is_candidate=bool(bases))
 
     def _class_body(self, body: list[ast.stmt], scope: Scope, qualname: str, is_candidate: bool) -> None:

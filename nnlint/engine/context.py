@@ -143,6 +143,33 @@ def find_argument(call: ast.Call, signature: Signature | None, name: str) -> Arg
 
 
 @dataclass
+class ClassSite:
+    """A class that may be an nn.Module subclass (the project index decides later)."""
+
+    node: ast.ClassDef
+    qualname: str
+    #: The scope the class is defined in (what its methods see besides their own names).
+    scope: Scope
+    file: FileContext
+
+    def method_scope(self, method: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> Scope:
+        """The scope a method's body sees."""
+        from nnlint.engine.names import function_scope
+
+        return function_scope(method, self.scope, "", self.file.module, self.file.is_package)
+
+    def finding(self, code: str, message: str, node: ast.AST, fix: Fix | None = None) -> Finding:
+        return Finding(
+            code=code,
+            message=message,
+            path=self.file.source.path,
+            span=self.file.span(node),
+            fix=fix,
+            module_class=self.qualname,
+        )
+
+
+@dataclass
 class CallSite:
     """A call to a torch function inside a (possible) nn.Module subclass."""
 

@@ -17,6 +17,12 @@ class Span:
     end_row: int
     end_column: int
 
+    def overlaps(self, other: Span) -> bool:
+        return (self.row, self.column) < (other.end_row, other.end_column) and (other.row, other.column) < (
+            self.end_row,
+            self.end_column,
+        )
+
 
 @dataclass(frozen=True)
 class AddKeywordArgument:
@@ -48,7 +54,76 @@ class GuardArgumentWithTraining:
     otherwise: str
 
 
-Edit = AddKeywordArgument | ReplaceArgument | GuardArgumentWithTraining
+@dataclass(frozen=True)
+class ReplaceStatement:
+    """Replace a simple statement (alone on its line) with one or more statements."""
+
+    statement: Span
+    code: str
+
+
+@dataclass(frozen=True)
+class RemoveStatement:
+    """Remove a simple statement; comment lines above it stay."""
+
+    statement: Span
+
+
+@dataclass(frozen=True)
+class ReplaceExpression:
+    """Replace a call or attribute expression with ``code``."""
+
+    expression: Span
+    code: str
+
+
+@dataclass(frozen=True)
+class AddImport:
+    """Add ``code`` (an import statement) after the module's top-level imports."""
+
+    code: str
+
+
+ArgumentEdit = AddKeywordArgument | ReplaceArgument | GuardArgumentWithTraining
+Edit = ArgumentEdit | ReplaceStatement | RemoveStatement | ReplaceExpression | AddImport
+
+
+def edit_span(edit: Edit) -> Span | None:
+    """The source range an edit rewrites (None for imports)."""
+    if isinstance(edit, (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)):
+        return edit.call
+    if isinstance(edit, (ReplaceStatement, RemoveStatement)):
+        return edit.statement
+    if isinstance(edit, ReplaceExpression):
+        return edit.expression
+    return None
+
+
+def edits_conflict(first: Edit, second: Edit) -> bool:
+    """Two edits that cannot be applied in the same pass.
+
+    Argument edits of nested calls compose; anything that replaces a range
+    conflicts with any edit inside or around it.
+    """
+    span_a, span_b = edit_span(first), edit_span(second)
+    if span_a is None or span_b is None:
+        return False
+    argument_edits = (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)
+    if isinstance(first, argument_edits) and isinstance(second, argument_edits):
+        return span_a == span_b
+    return span_a.overlaps(span_b)
+
+
+@dataclass(frozen=True)
+class StateDictChange:
+    """How a structural fix changes a class's ``state_dict`` (keys relative to the class)."""
+
+    renames: tuple[tuple[str, str], ...]
+    #: New keys the fixed class has that the old one had not (e.g. ``bn.num_batches_tracked``).
+    added: tuple[str, ...] = ()
+    #: The class's own parameter and buffer names before the fix, and its submodule names.
+    old_keys: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +133,10 @@ class Fix:
     applicability: Applicability
     message: str
     edits: tuple[Edit, ...]
+    state_dict: StateDictChange | None = None
+
+    def conflicts_with(self, other: Fix) -> bool:
+        return any(edits_conflict(a, b) for a in self.edits for b in other.edits)
 
 
 @dataclass

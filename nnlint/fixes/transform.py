@@ -3,61 +3,191 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from nnlint.engine.model import AddKeywordArgument, Edit, Fix, GuardArgumentWithTraining, ReplaceArgument, Span
+from nnlint.engine.model import (
+    AddImport,
+    AddKeywordArgument,
+    Edit,
+    Fix,
+    GuardArgumentWithTraining,
+    RemoveStatement,
+    ReplaceArgument,
+    ReplaceExpression,
+    ReplaceStatement,
+    Span,
+    edit_span,
+)
 
 
 class FixError(Exception):
     """A fix could not be applied."""
 
 
+def select_compatible(fixes: list[Fix]) -> list[Fix]:
+    """The fixes that can be applied together, in order; the rest wait for the next pass."""
+    chosen: list[Fix] = []
+    for fix in fixes:
+        if not any(fix.conflicts_with(other) for other in chosen):
+            chosen.append(fix)
+    return chosen
+
+
 def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
-    """Apply ``fixes`` to ``text``; returns the new text and the fixes that applied."""
+    """Apply compatible ``fixes`` to ``text``; returns the new text and the fixes that applied."""
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
         raise FixError(f"LibCST cannot parse the file: {str(error).splitlines()[0]}") from None
-    transformer = CallEditor(fixes)
-    new_module = MetadataWrapper(module, unsafe_skip_copy=True).visit(transformer)
-    return new_module.code, transformer.applied_fixes()
+    chosen = select_compatible(fixes)
+    while True:
+        # A fix applies whole or not at all: rerun without any that applied only in part.
+        transformer = SourceEditor(chosen)
+        new_module = MetadataWrapper(module).visit(transformer)
+        applied = transformer.applied_fixes()
+        if len(applied) == len(chosen):
+            return new_module.code, applied
+        chosen = applied
 
 
-class CallEditor(cst.CSTTransformer):
-    """Edits the arguments of calls located by their source span."""
+class SourceEditor(cst.CSTTransformer):
+    """Applies edits to the nodes found at their source spans."""
 
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, fixes: list[Fix]) -> None:
         super().__init__()
         self.edits: dict[Span, list[tuple[Fix, Edit]]] = defaultdict(list)
+        self.imports: list[tuple[Fix, AddImport]] = []
         for fix in fixes:
             for edit in fix.edits:
-                self.edits[edit.call].append((fix, edit))
+                span = edit_span(edit)
+                if span is None:
+                    self.imports.append((fix, edit))  # type: ignore[arg-type]
+                else:
+                    self.edits[span].append((fix, edit))
         self.failed: set[int] = set()
-        self.done: set[int] = set()
+        self.applied_edits: dict[int, int] = defaultdict(int)
         self._fixes = fixes
 
     def applied_fixes(self) -> list[Fix]:
-        return [fix for fix in self._fixes if id(fix) in self.done and id(fix) not in self.failed]
+        """Fixes all of whose edits were applied."""
+        return [
+            fix for fix in self._fixes if id(fix) not in self.failed and self.applied_edits[id(fix)] == len(fix.edits)
+        ]
 
-    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
-        position = self.get_metadata(PositionProvider, original_node)
-        span = Span(position.start.line, position.start.column, position.end.line, position.end.column)
-        pending = self.edits.pop(span, None)
-        if not pending:
-            return updated_node
-        node = updated_node
-        for fix, edit in pending:
+    def _mark(self, fix: Fix) -> None:
+        self.applied_edits[id(fix)] += 1
+
+    def _span(self, node: cst.CSTNode) -> Span:
+        position = self.get_metadata(PositionProvider, node)
+        return Span(position.start.line, position.start.column, position.end.line, position.end.column)
+
+    def _pending(self, node: cst.CSTNode, kinds: tuple[type, ...]) -> list[tuple[Fix, Edit]]:
+        span = self._span(node)
+        pending = [(fix, edit) for fix, edit in self.edits.get(span, []) if isinstance(edit, kinds)]
+        if pending:
+            self.edits[span] = [item for item in self.edits[span] if item not in pending]
+        return pending
+
+    # -- expressions ---------------------------------------------------------
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        node: cst.BaseExpression = updated_node
+        for fix, edit in self._pending(original_node, (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)):
             try:
-                node = _apply(node, edit)
+                node = _apply(node, edit)  # type: ignore[arg-type]
             except FixError:
                 self.failed.add(id(fix))
-                return updated_node
-            self.done.add(id(fix))
+                continue
+            self._mark(fix)
+        return self._replace_expression(original_node, node)
+
+    def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
+        return self._replace_expression(original_node, updated_node)
+
+    def _replace_expression(self, original: cst.BaseExpression, node: cst.BaseExpression) -> cst.BaseExpression:
+        for fix, edit in self._pending(original, (ReplaceExpression,)):
+            assert isinstance(edit, ReplaceExpression)
+            replacement = cst.parse_expression(edit.code)
+            node = replacement.with_changes(lpar=original.lpar, rpar=original.rpar)
+            self._mark(fix)
         return node
+
+    # -- statements ------------------------------------------------------------
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return updated_node.with_changes(body=self._edit_statements(original_node.body, updated_node.body))
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        body = self._edit_statements(original_node.body, updated_node.body)
+        if self.imports:
+            body = self._add_imports(body)
+        return updated_node.with_changes(body=body)
+
+    def _edit_statements(self, originals: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list:
+        result: list = []
+        carried: list[cst.EmptyLine] = []  # comment lines of removed statements
+        for original, node in zip(originals, updated, strict=True):
+            edits = []
+            if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
+                edits = self._pending(original.body[0], (ReplaceStatement, RemoveStatement))
+            if not edits:
+                if carried and isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                    result.append(node.with_changes(leading_lines=[*carried, *node.leading_lines]))
+                    carried = []
+                else:
+                    result.append(node)
+                continue
+            fix, edit = edits[0]
+            for other, _ in edits[1:]:
+                self.failed.add(id(other))
+            self._mark(fix)
+            leading = [*carried, *node.leading_lines]
+            carried = []
+            if isinstance(edit, RemoveStatement):
+                carried = [line for line in leading if line.comment is not None]
+                continue
+            assert isinstance(edit, ReplaceStatement)
+            statements = list(cst.parse_module(edit.code).body)
+            statements[0] = statements[0].with_changes(leading_lines=leading)
+            result.extend(statements)
+        return result
+
+    def _add_imports(self, body: list) -> list:
+        codes = []
+        for fix, edit in self.imports:
+            if edit.code not in codes:
+                codes.append(edit.code)
+            self._mark(fix)
+        new = [cst.parse_statement(code) for code in codes]
+        insert_at = 0
+        for index, statement in enumerate(body):
+            if _is_import(statement) or (index == 0 and _is_docstring(statement)):
+                insert_at = index + 1
+            elif insert_at or not _is_docstring(statement):
+                break
+        return [*body[:insert_at], *new, *body[insert_at:]]
+
+
+def _is_import(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body
+    )
+
+
+def _is_docstring(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
 
 
 def _apply(call: cst.Call, edit: Edit) -> cst.Call:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar, Literal
 
-from nnlint.engine.context import CallSite
+from nnlint.engine.context import CallSite, ClassSite
 from nnlint.engine.model import Finding
 
 FixAvailability = Literal["none", "safe", "unsafe", "sometimes"]
@@ -19,6 +19,10 @@ class Rule:
     it has a fix. It lists the qualified names of the torch ``calls`` it
     inspects; the engine calls :meth:`check_call` for each such call made
     inside a method (or nested function) of an ``nn.Module`` subclass.
+    Rules that look at a whole class set ``checks_classes`` and implement
+    :meth:`check_class`. ``triggers`` are strings one of which must occur in a
+    file's text for the rule to have anything to find there (by default the
+    last component of each call name).
     """
 
     code: ClassVar[str]
@@ -27,6 +31,18 @@ class Rule:
     default_enabled: ClassVar[bool] = True
     fix: ClassVar[FixAvailability] = "none"
     calls: ClassVar[frozenset[str]] = frozenset()
+    checks_classes: ClassVar[bool] = False
+    triggers: ClassVar[frozenset[str] | None] = None
+
+    @classmethod
+    def trigger_strings(cls) -> frozenset[str]:
+        if cls.triggers is not None:
+            return cls.triggers
+        return frozenset(qualname.rsplit(".", 1)[1] for qualname in cls.calls)
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        """Findings for one class that may be an nn.Module subclass."""
+        return ()
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
         """Findings for one call to one of :attr:`calls`."""
