@@ -6,6 +6,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,10 @@ from nnlint.engine.runner import LintRun, default_workers, lint_paths
 from nnlint.engine.settings import Settings, build_settings
 from nnlint.engine.source import SourceFile
 from nnlint.output import FORMATS
+from nnlint.output.paths import display_path
+
+if TYPE_CHECKING:
+    from nnlint.fixes.apply import FileFix
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 #: Show a progress bar on a terminal from this many files on.
@@ -171,6 +176,9 @@ def _apply_fixes(run: LintRun, unsafe: bool, diff: bool) -> tuple[list[Finding],
                 click.echo(f"nnlint: error: cannot write {outcome.path}: {error.strerror}", err=True)
                 outcome.remaining = [f for f in run.findings if f.path == outcome.path]
                 outcome.applied = 0
+                continue
+            if outcome.state_dict_changes:
+                _record_renames(run, outcome)
     if diff:
         fixable = sum(outcome.applied for outcome in outcomes)
         noun = "error" if fixable == 1 else "errors"
@@ -180,6 +188,20 @@ def _apply_fixes(run: LintRun, unsafe: bool, diff: bool) -> tuple[list[Finding],
         remaining.extend(outcome.remaining)
     remaining.sort(key=Finding.sort_key)
     return remaining, sum(outcome.applied for outcome in outcomes), changed
+
+
+def _record_renames(run: LintRun, outcome: FileFix) -> None:
+    from nnlint.fixes.renames import RENAMES_FILE, record
+
+    root = run.settings.config.root
+    path = root / RENAMES_FILE
+    try:
+        relative = os.path.relpath(os.path.abspath(outcome.path), root)
+    except ValueError:
+        relative = outcome.path
+    record(path, Path(relative).as_posix(), outcome.state_dict_changes)
+    renamed = sum(len(change.renames) for _, change in outcome.state_dict_changes)
+    click.echo(f"nnlint: recorded {renamed} state_dict renames in {display_path(str(path))}", err=True)
 
 
 def _console(stderr: bool = False):
@@ -255,6 +277,31 @@ def rule(code: str | None, show_all: bool) -> None:
         _console().print(Markdown(page))
     else:
         click.echo(page, nl=False)
+
+
+@cli.command("migrate-checkpoint")
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--renames", "renames_path", type=click.Path(path_type=Path), help="Renames file (default: nearest).")
+@click.option("--model", "model_spec", help="package.module:Factory building the fixed model, to map exactly.")
+def migrate_checkpoint(old: Path, new: Path, renames_path: Path | None, model_spec: str | None) -> None:
+    """Convert checkpoint OLD, saved before NN2xx fixes, into NEW for the fixed code."""
+    from nnlint.fixes.renames import RENAMES_FILE, RenamesError, find, load
+    from nnlint.runtime.checkpoint import MigrationError, migrate
+
+    path = renames_path or find(Path.cwd())
+    if path is None or not path.is_file():
+        raise UserError(f"no {RENAMES_FILE} found: run `nnlint check --fix --unsafe-fixes` first, or pass --renames")
+    try:
+        classes = load(path)["classes"]
+        migration = migrate(old, new, classes, path.parent.resolve(), model_spec)
+    except (RenamesError, MigrationError) as error:
+        raise UserError(str(error)) from None
+    if not migration.mapping:
+        raise UserError(f"no key of {old} matches a class in {path}: nothing to migrate")
+    for prefix, qualname in migration.modules:
+        click.echo(f"{prefix}: {qualname}")
+    click.echo(f"Migrated {len(migration.mapping)} keys in {len(migration.modules)} modules: {new}")
 
 
 def main() -> None:

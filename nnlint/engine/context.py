@@ -28,6 +28,7 @@ class FileContext:
     source: SourceFile
     module: str | None
     is_package: bool
+    tree: ast.Module | None = None
 
     def span(self, node: ast.AST) -> Span:
         source = self.source
@@ -151,6 +152,8 @@ class ClassSite:
     #: The scope the class is defined in (what its methods see besides their own names).
     scope: Scope
     file: FileContext
+    #: Analyses shared by the rules of one family, computed once per class.
+    cache: dict[str, object] = field(default_factory=dict)
 
     def method_scope(self, method: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> Scope:
         """The scope a method's body sees."""

@@ -70,7 +70,7 @@ def lint_source(source: SourceFile, module: str | None, is_package: bool, rules:
     except (RecursionError, MemoryError, ValueError) as error:
         reason = "too deeply nested" if isinstance(error, RecursionError) else str(error) or type(error).__name__
         return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}")])
-    context = FileContext(source, module, is_package)
+    context = FileContext(source, module, is_package, tree)
     try:
         result = analyze_tree(context, tree, rules)
     except RecursionError:

@@ -9,7 +9,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 
-from nnlint.engine.model import Finding, Fix
+from nnlint.engine.model import Finding, Fix, StateDictChange
 from nnlint.engine.runner import LintRun, applicable_findings, lint_source, make_rules, read_source
 from nnlint.engine.source import SourceFile
 from nnlint.output.paths import display_path
@@ -28,6 +28,8 @@ class FileFix:
     applied: int = 0
     error: str | None = None
     remaining: list[Finding] = field(default_factory=list)
+    #: (class qualname, change) for each applied fix that renames state_dict keys
+    state_dict_changes: list[tuple[str, StateDictChange]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -69,7 +71,8 @@ def _fix_file(run: LintRun, path: str, module: str | None, findings: list[Findin
     outcome = FileFix(path, source, source.text, remaining=findings)
     is_package = os.path.basename(path) == "__init__.py"
     for _ in range(MAX_ITERATIONS):
-        fixes = [finding.fix for finding in outcome.remaining if is_applicable(finding.fix, unsafe)]
+        fixable = [finding for finding in outcome.remaining if is_applicable(finding.fix, unsafe)]
+        fixes = [finding.fix for finding in fixable]
         if not fixes:
             break
         try:
@@ -90,6 +93,10 @@ def _fix_file(run: LintRun, path: str, module: str | None, findings: list[Findin
             break
         outcome.fixed_text = text
         outcome.applied += len(applied)
+        applied_ids = {id(fix) for fix in applied}
+        for finding in fixable:
+            if id(finding.fix) in applied_ids and finding.fix.state_dict is not None:  # type: ignore[union-attr]
+                outcome.state_dict_changes.append((finding.module_class or "", finding.fix.state_dict))  # type: ignore[union-attr]
         relinted = lint_source(source.with_text(text), module, is_package, rules)
         outcome.remaining = applicable_findings(relinted.findings, run.index, run.settings)
     return outcome

@@ -40,6 +40,11 @@ def render_finding(finding: Finding, source: SourceFile | None, unsafe_fixes: bo
         label = "help" if fixable(finding, unsafe_fixes) else "help (unsafe fix)"
         text.append(f"{label}: ", style="bold cyan")
         text.append(f"{finding.fix.message}\n")
+        change = finding.fix.state_dict
+        if change is not None and change.renames:
+            renames = ", ".join(f"{old} -> {new}" for old, new in change.renames)
+            text.append("renames: ", style="bold cyan")
+            text.append(f"{renames} (nnlint migrate-checkpoint converts saved state_dicts)\n")
     return text
 
 

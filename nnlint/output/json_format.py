@@ -21,6 +21,8 @@ def finding_to_json(finding: Finding, source: SourceFile | None) -> dict:
             "message": finding.fix.message,
             "edits": fix_edits(source, finding.fix) if source is not None else [],
         }
+        if finding.fix.state_dict is not None:
+            fix["renames"] = dict(finding.fix.state_dict.renames)
     span = finding.span
     return {
         "cell": None,

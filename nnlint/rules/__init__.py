@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from nnlint.rules.base import Rule
+from nnlint.rules.manual_weights import (
+    ManualConv,
+    ManualConvTranspose,
+    ManualEmbedding,
+    ManualLinear,
+    ManualNorm,
+    ManualPReLU,
+)
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,
@@ -18,6 +26,12 @@ ALL_RULES: tuple[type[Rule], ...] = (
     HardCodedTrainingFlag,
     OppositeTrainingDefault,
     AttentionDropoutIgnoresEval,
+    ManualLinear,
+    ManualConv,
+    ManualConvTranspose,
+    ManualNorm,
+    ManualEmbedding,
+    ManualPReLU,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

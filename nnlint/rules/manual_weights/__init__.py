@@ -1,0 +1,199 @@
+"""NN201-NN206: parameters managed by hand and fed to a functional op, where an ``nn`` layer would own them."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nnlint import torch_facts
+from nnlint.engine.context import ClassSite
+from nnlint.engine.model import Finding, Fix
+from nnlint.rules.base import Rule
+from nnlint.rules.manual_weights.fix import build_fix
+from nnlint.rules.manual_weights.layers import SPECS, BuildContext, NoFix, OpSpec, build
+from nnlint.rules.manual_weights.tensors import ClassTensors, OpCall, collect
+
+OP_NAMES = frozenset(SPECS)
+#: What the module loses when it keeps its own tensors (said in every message).
+LOSSES = "shape checks, standard init, `print(model)` and readable `state_dict` keys"
+
+
+@dataclass
+class Report:
+    """One op call over hand-made tensors, with its fix or the reason there is none."""
+
+    spec: OpSpec
+    op: OpCall
+    names: list[str]
+    fix: Fix | None
+    reason: str | None
+
+
+def bind_arguments(call: ast.Call, qualname: str) -> dict[str, ast.expr] | None:
+    """Parameter name -> argument expression, or None when ``*args``/``**kwargs`` hide some."""
+    signature = torch_facts.signature(qualname)
+    if signature is None or any(isinstance(arg, ast.Starred) for arg in call.args):
+        return None
+    positional = [p.name for p in signature.params if p.kind in ("pos_only", "pos_or_kw")]
+    if len(call.args) > len(positional):
+        return None
+    bound = dict(zip(positional, call.args, strict=False))
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            return None
+        bound[keyword.arg] = keyword.value
+    return bound
+
+
+def analyse(site: ClassSite) -> list[Report]:
+    """All NN2xx reports of a class (shared by the six rules)."""
+    cached = site.cache.get("manual_weights")
+    if cached is None:
+        cached = _analyse(site)
+        site.cache["manual_weights"] = cached
+    return cached  # type: ignore[return-value]
+
+
+def _analyse(site: ClassSite) -> list[Report]:
+    tensors = collect(site, OP_NAMES)
+    if not tensors.defs:
+        return []
+    reports = []
+    taken: set[str] = set()
+    for op in tensors.ops:
+        report = _examine(op, tensors, taken)
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
+def _examine(op: OpCall, tensors: ClassTensors, taken: set[str]) -> Report | None:
+    arguments = bind_arguments(op.node, op.qualname)
+    if arguments is None:
+        return None
+    spec = SPECS[op.qualname]
+    names = _hand_made_tensors(op, arguments, spec, tensors)
+    if not names or _is_layer_implementation(op, names, tensors):
+        return None
+    text = tensors.site.file.text_of
+    reason = None
+    fix = None
+    if any(name in tensors.ambiguous for name in names):
+        reason = "a tensor is created more than once or inside a block of `__init__`"
+    elif tensors.init is None:
+        reason = "the class has no `__init__`"
+    else:
+        insertion = min(tensors.defs[name].index for name in names)
+        context = BuildContext(op, arguments, tensors, text, insertion)
+        try:
+            plan = build(context, op.qualname)
+            fix = build_fix(context, plan, taken)
+        except NoFix as problem:
+            reason = str(problem)
+    return Report(spec, op, names, fix, reason)
+
+
+def _hand_made_tensors(op: OpCall, arguments: dict[str, ast.expr], spec: OpSpec, tensors: ClassTensors) -> list[str]:
+    """The ``self`` tensors the call consumes, or [] when it is not the case this family is about."""
+    names: list[str] = []
+    for argument in spec.tensors:
+        value = arguments.get(argument)
+        if value is None or (isinstance(value, ast.Constant) and value.value is None):
+            continue
+        if not (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)):
+            return []  # computed per call (reshaped, scaled, a hypernetwork's output...)
+        if value.value.id != op.self_name or value.attr not in tensors.defs:
+            return []  # not created by this class's __init__
+        definition = tensors.defs[value.attr]
+        if definition.kind == "none":
+            continue  # ``self.bias = None``: no tensor (the fix removes the placeholder)
+        is_weight = argument == "weight" and spec.code != "NN204"
+        if definition.kind == "buffer" and is_weight:
+            return []  # a fixed filter (blur kernel, DCT basis), not a learned layer
+        uses = tensors.uses.get(value.attr, [])
+        if any(use.kind == "other" for use in uses) or sum(use.kind == "argument" for use in uses) != 1:
+            return []  # shared with another op (tied weights) or used in computations
+        if value.attr in tensors.assigned_elsewhere:
+            return []
+        names.append(value.attr)
+    if not any(tensors.defs[name].kind == "parameter" for name in names):
+        return []
+    return names
+
+
+def _is_layer_implementation(op: OpCall, names: list[str], tensors: ClassTensors) -> bool:
+    """A hand-written layer (its forward is essentially this op over all its own tensors)."""
+    own = {name for name, definition in tensors.defs.items() if definition.kind != "none"}
+    if not own <= set(names) or tensors.submodules:
+        return False
+    body = [s for s in op.method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    returns = [s for s in body if isinstance(s, ast.Return) and s.value is not None]
+    return len(body) <= 3 and any(op.node in ast.walk(r.value) for r in returns)  # type: ignore[arg-type]
+
+
+class _ManualWeights(Rule):
+    fix = "unsafe"
+    checks_classes = True
+    triggers = frozenset({"Parameter", "register_buffer"})
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        for report in analyse(site):
+            if report.spec.code != self.code:
+                continue
+            layer = report.spec.layer.replace("{n}", "N")
+            tensors = ", ".join(f"`self.{name}`" for name in report.names)
+            short = site.file.text_of(report.op.node.func)
+            message = (
+                f"`{short}` over hand-made {tensors}: the module loses what `nn.{layer}` gives "
+                f"({LOSSES}); use `nn.{layer}`"
+            )
+            if report.reason:
+                message += f" (no fix: {report.reason})"
+            yield site.finding(self.code, message, report.op.node, report.fix)
+
+
+class ManualLinear(_ManualWeights):
+    code = "NN201"
+    name = "manual-linear-weights"
+    summary = "`F.linear`/`F.bilinear` over parameters the module creates itself: use `nn.Linear`/`nn.Bilinear`"
+
+
+class ManualConv(_ManualWeights):
+    code = "NN202"
+    name = "manual-conv-weights"
+    summary = "`F.conv1d/2d/3d` over parameters the module creates itself: use `nn.Conv1d/2d/3d`"
+
+
+class ManualConvTranspose(_ManualWeights):
+    code = "NN203"
+    name = "manual-conv-transpose-weights"
+    summary = "`F.conv_transpose1d/2d/3d` over the module's own parameters: use `nn.ConvTranspose1d/2d/3d`"
+
+
+class ManualNorm(_ManualWeights):
+    code = "NN204"
+    name = "manual-norm-parameters"
+    summary = "`F.batch_norm/layer_norm/group_norm/instance_norm` over the module's own tensors: use the norm layer"
+
+
+class ManualEmbedding(_ManualWeights):
+    code = "NN205"
+    name = "manual-embedding-table"
+    summary = "`F.embedding`/`F.embedding_bag` over a table the module creates itself: use `nn.Embedding(Bag)`"
+
+
+class ManualPReLU(_ManualWeights):
+    code = "NN206"
+    name = "manual-prelu-weight"
+    summary = "`F.prelu` over a weight the module creates itself: use `nn.PReLU`"
+
+
+__all__ = [
+    "ManualConv",
+    "ManualConvTranspose",
+    "ManualEmbedding",
+    "ManualLinear",
+    "ManualNorm",
+    "ManualPReLU",
+]

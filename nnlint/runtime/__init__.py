@@ -1,0 +1,1 @@
+"""Commands that run user models with torch (imported only here)."""
