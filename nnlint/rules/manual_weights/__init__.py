@@ -35,7 +35,10 @@ def bind_arguments(call: ast.Call, qualname: str) -> dict[str, ast.expr] | None:
     signature = torch_facts.signature(qualname)
     if signature is None or any(isinstance(arg, ast.Starred) for arg in call.args):
         return None
-    positional = [p.name for p in signature.params if p.kind in ("pos_only", "pos_or_kw")]
+    # builtins name their first tensor ``self`` in the schema (``prelu(Tensor self, ...)``)
+    positional = [
+        "input" if p.name == "self" else p.name for p in signature.params if p.kind in ("pos_only", "pos_or_kw")
+    ]
     if len(call.args) > len(positional):
         return None
     bound = dict(zip(positional, call.args, strict=False))
@@ -141,7 +144,7 @@ class _ManualWeights(Rule):
         for report in analyse(site):
             if report.spec.code != self.code:
                 continue
-            layer = report.spec.layer.replace("{n}", "N")
+            layer = report.spec.layer.replace("{n}d", "1d/2d/3d")
             tensors = ", ".join(f"`self.{name}`" for name in report.names)
             short = site.file.text_of(report.op.node.func)
             message = (

@@ -186,7 +186,15 @@ def _format(value: float) -> str:
 
 
 def _wrap(text: str) -> str:
-    return text if text.replace(".", "").replace("_", "").isalnum() else f"({text})"
+    """Parenthesise ``text`` unless it is atomic (a name, number, attribute, call or subscript)."""
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return f"({text})"
+    atomic = (ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.Subscript)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and node.value < 0:
+        return f"({text})"
+    return text if isinstance(node, atomic) else f"({text})"
 
 
 def _mul(a: str, b: str) -> str:

@@ -19,7 +19,10 @@ from nnlint.rules.manual_weights.layers import LAYER_DEFAULT_INIT, BuildContext,
 from nnlint.rules.manual_weights.tensors import external_uses
 
 #: Name parts that say "this is a weight" rather than what the layer is.
-_ROLE_WORDS = {"weight", "weights", "bias", "biases", "w", "b", "kernel", "param", "params", "parameter"}
+_ROLE_WORDS = {
+    *("weight", "weights", "bias", "biases", "w", "b", "kernel", "param", "params", "parameter"),
+    *("mean", "var", "running", "gamma", "beta", "std"),
+}
 
 
 def layer_name(tensor_names: list[str], fallback: str, taken: set[str]) -> str:
@@ -86,7 +89,8 @@ def build_fix(context: BuildContext, plan: Plan, taken: set[str]) -> Fix:
     span = site.file.span
     self_name = tensors.init_self
     assert self_name is not None and tensors.init_scope is not None
-    name = layer_name(list(plan.tensors), plan.spec.attribute, tensors.names_in_use | taken)
+    # the tensors' own names are free again once they are gone
+    name = layer_name(list(plan.tensors), plan.spec.attribute, (tensors.names_in_use - set(plan.tensors)) | taken)
     taken.add(name)
     nn, import_edit = nn_alias(tensors.init_scope)
     layer_expression = f"{nn}.{plan.layer}({', '.join(plan.constructor)})"

@@ -231,6 +231,8 @@ def _times(per_group: str, groups: str) -> str:
     """``in_channels = shape[1] * groups``, simplified where it obviously can be."""
     if _same_value(groups, "1"):
         return per_group
+    if _same_value(per_group, "1"):
+        return groups
     match = re.fullmatch(r"\(?\s*(.+?)\s*//\s*(.+?)\s*\)?", per_group)
     if match and match.group(2) == groups:
         return match.group(1)
@@ -275,6 +277,8 @@ def build(context: BuildContext, qualname: str) -> Plan:
     """Derive the layer for one op call, or raise :class:`NoFix`."""
     spec = SPECS[qualname]
     name = qualname.rsplit(".", 1)[1]
+    if spec.inputs[0] not in context.arguments:
+        raise NoFix(f"the call passes no `{spec.inputs[0]}`")
     inputs = [context.text(context.arguments[a]) for a in spec.inputs if a in context.arguments]
     inputs += [f"{a}={context.text(context.arguments[a])}" for a in spec.keyword_inputs if a in context.arguments]
     tensors = {}
