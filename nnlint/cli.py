@@ -299,7 +299,7 @@ def migrate_checkpoint(old: Path, new: Path, renames_path: Path | None, model_sp
         raise UserError(str(error)) from None
     if not migration.mapping:
         raise UserError(f"no key of {old} matches a class in {path}: nothing to migrate")
-    for prefix, qualname in migration.modules:
+    for prefix, qualname in sorted(migration.modules):
         click.echo(f"{prefix}: {qualname}")
     click.echo(f"Migrated {len(migration.mapping)} keys in {len(migration.modules)} modules: {new}")
 

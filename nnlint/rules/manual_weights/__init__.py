@@ -120,8 +120,9 @@ def _hand_made_tensors(op: OpCall, arguments: dict[str, ast.expr], spec: OpSpec,
         if value.attr in tensors.assigned_elsewhere:
             return []
         names.append(value.attr)
-    if not any(tensors.defs[name].kind == "parameter" for name in names):
-        return []
+    has_parameter = any(tensors.defs[name].kind == "parameter" for name in names)
+    if not has_parameter and not (spec.code == "NN204" and names):
+        return []  # only norms may consist of buffers alone (running statistics, affine=False)
     return names
 
 
@@ -131,8 +132,23 @@ def _is_layer_implementation(op: OpCall, names: list[str], tensors: ClassTensors
     if not own <= set(names) or tensors.submodules:
         return False
     body = [s for s in op.method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    returns = [s for s in body if isinstance(s, ast.Return) and s.value is not None]
-    return len(body) <= 3 and any(op.node in ast.walk(r.value) for r in returns)  # type: ignore[arg-type]
+    returns = [_uncast(s.value) for s in body if isinstance(s, ast.Return) and s.value is not None]
+    return len(body) <= 3 and any(value is op.node for value in returns)
+
+
+_CASTS = frozenset({"to", "type", "type_as", "float", "half", "bfloat16", "double", "contiguous"})
+
+
+def _uncast(value: ast.expr) -> ast.expr:
+    """``F.linear(...).to(x.dtype)`` → ``F.linear(...)``."""
+    while (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in _CASTS
+        and isinstance(value.func.value, ast.Call)
+    ):
+        value = value.func.value
+    return value
 
 
 class _ManualWeights(Rule):
