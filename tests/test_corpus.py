@@ -8,20 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
-#: What nnlint reports on the pinned wheels. Read by hand: both are deliberate
-#: ``training=True`` (ESMFold2 resamples its LM dropout in eval, with a comment
-#: saying so): true positives of NN102, the reason the rule's fix is unsafe.
-EXPECTED = {
-    "timm": [],
-    "transformers": [
-        ("transformers/models/esmfold2/modeling_esmfold2.py", 2168, "NN102"),
-        ("transformers/models/esmfold2/modular_esmfold2.py", 2100, "NN102"),
-    ],
-}
+#: Every finding on the pinned wheels: [file, row, code, has a fix]. Read by hand:
+#: - NN102 (2, ESMFold2): a deliberate ``training=True`` that resamples LM dropout in
+#:   eval, with a comment saying so: why NN102's fix is unsafe;
+#: - NN201 (39) and NN205 (1): MoE routers and a relative-position table kept as
+#:   ``nn.Parameter`` and fed to ``F.linear``/``F.embedding``; the two without a fix
+#:   (DeepSeek-V4) initialise ``module.weight`` under an ``isinstance`` with a tuple.
+EXPECTED = json.loads((REPO / "tests" / "data" / "corpus_findings.json").read_text())
 
 
 def _corpus(name: str) -> Path:
@@ -36,23 +33,30 @@ def test_corpus_findings(name: str) -> None:
     result = run_cli("check", "--output-format", "json", "--select", "ALL", str(root), cwd=root.parent)
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
-    data = json.loads(result.stdout)
     found = [
-        (str(Path(item["filename"]).relative_to(root.parent)), item["location"]["row"], item["code"]) for item in data
+        [str(Path(item["filename"]).relative_to(root.parent)), item["location"]["row"], item["code"], bool(item["fix"])]
+        for item in json.loads(result.stdout)
     ]
     assert found == EXPECTED[name]
 
 
 def test_corpus_unsafe_fix_round_trip(tmp_path: Path) -> None:
-    work = tmp_path / "transformers"
-    shutil.copytree(_corpus("transformers"), work)
-    before = {path: path.read_bytes() for path in work.rglob("*.py")}
-    result = run_cli("check", "--fix", "--unsafe-fixes", "transformers", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Found 2 errors (2 fixed, 0 remaining)." in result.stdout
-    changed = sorted(str(path.relative_to(work)) for path in before if path.read_bytes() != before[path])
-    assert changed == ["models/esmfold2/modeling_esmfold2.py", "models/esmfold2/modular_esmfold2.py"]
+    for name in ("timm", "transformers"):
+        shutil.copytree(_corpus(name), tmp_path / name)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*.py")}
+    result = run_cli("check", "--fix", "--unsafe-fixes", "timm", "transformers", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr  # two findings have no fix
+    fixable = [item for item in EXPECTED["transformers"] if item[3]]
+    assert f"Found 44 errors ({len(fixable)} fixed, 2 remaining)." in result.stdout
+    changed = sorted(str(path.relative_to(tmp_path)) for path in before if path.read_bytes() != before[path])
+    assert changed == sorted({item[0] for item in fixable})  # no file without a fixable finding changed
     for name in changed:
-        compile((work / name).read_bytes(), name, "exec")
-    again = run_cli("check", "--fix", "--unsafe-fixes", "--diff", "transformers", cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout == ""
+        compile((tmp_path / name).read_bytes(), name, "exec")
+    relint = run_cli("check", "--select", "ALL", "--output-format", "json", "timm", "transformers", cwd=tmp_path)
+    assert [item["fix"] for item in json.loads(relint.stdout)] == [None, None]  # no fixable finding left
+    again = run_cli("check", "--fix", "--unsafe-fixes", "--diff", "timm", "transformers", cwd=tmp_path)
+    assert again.stdout == ""  # a second --fix changes nothing
+    record = json.loads((tmp_path / "nnlint-renames.json").read_text())
+    assert record["classes"]["transformers.models.mixtral.modeling_mixtral.MixtralTopKRouter"]["renames"] == {
+        "weight": "linear.weight"
+    }

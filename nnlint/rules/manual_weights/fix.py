@@ -18,18 +18,26 @@ from nnlint.rules.manual_weights.creation import Init
 from nnlint.rules.manual_weights.layers import LAYER_DEFAULT_INIT, BuildContext, NoFix, Plan
 from nnlint.rules.manual_weights.tensors import external_uses
 
-#: Name parts that say "this is a weight" rather than what the layer is.
+#: Name parts that say which role a tensor plays rather than what the layer is.
 _ROLE_WORDS = {
-    *("weight", "weights", "bias", "biases", "w", "b", "kernel", "param", "params", "parameter"),
-    *("mean", "var", "running", "gamma", "beta", "std"),
+    "weight": {"weight", "weights", "w", "kernel", "param", "params", "parameter", "gamma", "scale"},
+    "bias": {"bias", "biases", "b", "beta", "shift"},
+    "running_mean": {"running", "mean", "avg"},
+    "running_var": {"running", "var", "variance"},
 }
+#: Keep layer statements on one line up to this width; explode them beyond.
+MAX_LINE = 100
 
 
-def layer_name(tensor_names: list[str], fallback: str, taken: set[str]) -> str:
-    """``conv1_weight``/``conv1_bias`` → ``conv1``; ``weight`` → the op's name; never a name in use."""
+def layer_name(tensors: dict[str, str], fallback: str, taken: set[str]) -> str:
+    """``conv1_weight``/``conv1_bias`` → ``conv1``; ``weight`` → the op's name; never a name in use.
+
+    Only the word naming a tensor's own role is dropped: a table passed as the
+    weight and called ``relative_attention_bias`` keeps its name.
+    """
     candidates = []
-    for name in tensor_names:
-        words = [word for word in re.split(r"_+", name) if word and word.lower() not in _ROLE_WORDS]
+    for name, role in tensors.items():
+        words = [word for word in re.split(r"_+", name) if word and word.lower() not in _ROLE_WORDS.get(role, ())]
         if words:
             candidates.append("_".join(words))
     base = candidates[0] if candidates and len(set(candidates)) == 1 else fallback
@@ -40,6 +48,15 @@ def layer_name(tensor_names: list[str], fallback: str, taken: set[str]) -> str:
         name = f"{base}_{counter}"
         counter += 1
     return name
+
+
+def layer_statement(target: str, callee: str, arguments: list[str], column: int) -> str:
+    """``target = callee(args)``, exploded one argument a line when it would be too wide."""
+    flat = f"{target} = {callee}({', '.join(arguments)})"
+    if column + len(flat) <= MAX_LINE or not arguments:
+        return flat
+    body = "".join(f"    {argument},\n" for argument in arguments)
+    return f"{target} = {callee}(\n{body})"
 
 
 def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
@@ -90,11 +107,13 @@ def build_fix(context: BuildContext, plan: Plan, taken: set[str]) -> Fix:
     self_name = tensors.init_self
     assert self_name is not None and tensors.init_scope is not None
     # the tensors' own names are free again once they are gone
-    name = layer_name(list(plan.tensors), plan.spec.attribute, (tensors.names_in_use - set(plan.tensors)) | taken)
+    name = layer_name(plan.tensors, plan.spec.attribute, (tensors.names_in_use - set(plan.tensors)) | taken)
     taken.add(name)
     nn, import_edit = nn_alias(tensors.init_scope)
     layer_expression = f"{nn}.{plan.layer}({', '.join(plan.constructor)})"
-    lines = [f"{self_name}.{name} = {layer_expression}"]
+    first = min((tensors.defs[tensor] for tensor in plan.tensors), key=lambda definition: definition.index)
+    column = first.statement.col_offset
+    lines = [layer_statement(f"{self_name}.{name}", f"{nn}.{plan.layer}", plan.constructor, column)]
     notes: list[str] = []
     outside = external_uses(site, set(plan.tensors), site.scope)
     for tensor, attribute in plan.tensors.items():

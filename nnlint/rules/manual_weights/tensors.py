@@ -9,6 +9,7 @@ from nnlint.engine.context import ClassSite
 from nnlint.engine.names import Scope, qualified_name
 
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
+BUFFER_CLASSES = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
 INIT_FUNCTIONS = "torch.nn.init."
 #: Reading these does not use the tensor's values.
 METADATA = frozenset(
@@ -176,7 +177,16 @@ def _assigned_definition(name: str, value: ast.expr, statement: ast.stmt, index:
             return definition
     if isinstance(value, ast.Constant) and value.value is None:
         return TensorDef(name, "none", statement, index)
+    if isinstance(value, ast.Call) and qualified_name(value.func, scope) in BUFFER_CLASSES and value.args:
+        return TensorDef(name, "buffer", statement, index, value.args[0], persistent=_persistent(value))
     return None
+
+
+def _persistent(call: ast.Call) -> bool:
+    for keyword in call.keywords:
+        if keyword.arg == "persistent":
+            return not (isinstance(keyword.value, ast.Constant) and keyword.value.value is False)
+    return True
 
 
 def _registered_definition(
@@ -195,11 +205,7 @@ def _registered_definition(
     if method.attr == "register_parameter":
         inner = _parameter_call(value, scope)
         return _parameter_def(key.value, inner, statement, index) if inner else None
-    persistent = True
-    for keyword in call.keywords:
-        if keyword.arg == "persistent":
-            persistent = not (isinstance(keyword.value, ast.Constant) and keyword.value.value is False)
-    return TensorDef(key.value, "buffer", statement, index, value, persistent=persistent)
+    return TensorDef(key.value, "buffer", statement, index, value, persistent=_persistent(call))
 
 
 def _is_init_method(name: str) -> bool:
