@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from nnlint.engine.context import CallSite, ClassSite, FileContext, FunctionContext, Mode
 from nnlint.engine.model import ClassRecord, FileResult
-from nnlint.engine.names import BindingCollector, Scope, function_scope, parameter_names, qualified_name
+from nnlint.engine.names import BindingCollector, Scope, parameter_names, qualified_name
 from nnlint.rules.base import Rule
 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
@@ -56,7 +56,7 @@ class FileAnalyzer:
             if isinstance(statement, ast.ClassDef):
                 self._class(statement, scope, prefix)
             elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                inner = function_scope(statement, scope, "", self.file.module, self.file.is_package)
+                inner = self.file.function_scope(statement, scope)
                 self._scan_for_classes(statement.body, inner, f"{prefix}{statement.name}.<locals>.")
             else:
                 for block in _blocks(statement):
@@ -105,7 +105,7 @@ class FileAnalyzer:
         class_qualname: str,
         mode: Mode,
     ) -> None:
-        inner = function_scope(node, scope, "", self.file.module, self.file.is_package)
+        inner = self.file.function_scope(node, scope)
         function = FunctionContext(node, inner, self_name, parent)
         if isinstance(node, ast.Lambda):
             self._expression(node.body, mode, function, class_qualname)

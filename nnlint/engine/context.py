@@ -29,6 +29,17 @@ class FileContext:
     module: str | None
     is_package: bool
     tree: ast.Module | None = None
+    _scopes: dict[int, Scope] = field(default_factory=dict, repr=False)
+
+    def function_scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, parent: Scope) -> Scope:
+        """The scope a function's body sees (computed once per function)."""
+        from nnlint.engine.names import function_scope
+
+        scope = self._scopes.get(id(node))
+        if scope is None:
+            scope = function_scope(node, parent, "", self.module, self.is_package)
+            self._scopes[id(node)] = scope
+        return scope
 
     def span(self, node: ast.AST) -> Span:
         source = self.source
@@ -39,6 +50,13 @@ class FileContext:
             end_row,
             source.char_column(end_row, node.end_col_offset or 0),  # type: ignore[attr-defined]
         )
+
+    def lines_of(self, node: ast.AST) -> str:
+        """The whole source lines a node spans (cheap; for quick text checks)."""
+        source = self.source
+        start = source.offset(node.lineno, 0)  # type: ignore[attr-defined]
+        end = source.offset((node.end_lineno or node.lineno) + 1, 0)  # type: ignore[attr-defined]
+        return source.text[start:end]
 
     def text_of(self, node: ast.AST) -> str:
         return ast.get_source_segment(self.source.text, node) or ast.unparse(node)
@@ -157,9 +175,7 @@ class ClassSite:
 
     def method_scope(self, method: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> Scope:
         """The scope a method's body sees."""
-        from nnlint.engine.names import function_scope
-
-        return function_scope(method, self.scope, "", self.file.module, self.file.is_package)
+        return self.file.function_scope(method, self.scope)
 
     def finding(self, code: str, message: str, node: ast.AST, fix: Fix | None = None) -> Finding:
         return Finding(

@@ -153,9 +153,11 @@ class BindingCollector:
         for target in targets:
             for name in _names_in_target(target):
                 self.bind_other(name)
-        for child in ast.walk(node) if isinstance(node, (ast.Assign, ast.Expr, ast.Return, ast.If)) else ():
-            if isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
-                self.bind_other(child.target.id)
+        # ``if (m := ...)``: the usual home of an assignment expression (values are not searched: too costly)
+        if isinstance(node, (ast.If, ast.While)):
+            for child in ast.walk(node.test):
+                if isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
+                    self.bind_other(child.target.id)
 
 
 def _names_in_target(target: ast.expr) -> Iterable[str]:

@@ -15,6 +15,7 @@ from nnlint.rules.manual_weights.layers import SPECS, BuildContext, NoFix, OpSpe
 from nnlint.rules.manual_weights.tensors import ClassTensors, OpCall, collect
 
 OP_NAMES = frozenset(SPECS)
+OP_TAILS = frozenset(name.rsplit(".", 1)[1] for name in OP_NAMES)
 #: What the module loses when it keeps its own tensors (said in every message).
 LOSSES = "shape checks, standard init, `print(model)` and readable `state_dict` keys"
 
@@ -59,6 +60,9 @@ def analyse(site: ClassSite) -> list[Report]:
 
 
 def _analyse(site: ClassSite) -> list[Report]:
+    text = site.file.lines_of(site.node)
+    if not any(tail in text for tail in OP_TAILS):
+        return []  # no op of this family is called in the class
     tensors = collect(site, OP_NAMES)
     if not tensors.defs:
         return []
