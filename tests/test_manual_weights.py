@@ -360,3 +360,37 @@ def test_fix_records_renames(tmp_path: Path) -> None:
     diff = run_cli("check", "--diff", "--unsafe-fixes", "manual_weights/linear.py", cwd=tmp_path)
     assert diff.returncode == 1
     assert "manual_weights.linear.ClassifierHead" not in (tmp_path / "nnlint-renames.json").read_text()
+
+
+def _apply_json_edits(text: str, edits: list[dict]) -> str:
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(location: dict) -> int:
+        return starts[location["row"] - 1] + location["column"] - 1
+
+    for edit in sorted(edits, key=lambda e: offset(e["location"]), reverse=True):
+        text = text[: offset(edit["location"])] + edit["content"] + text[offset(edit["end_location"]) :]
+    return text
+
+
+@pytest.mark.parametrize("name", ["linear", "conv", "norms", "embeddings"])
+def test_json_edits_reproduce_each_fix(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.py"
+    shutil.copy(FIXTURES / "before" / "manual_weights" / f"{name}.py", path)
+    original = path.read_text()
+    data = json.loads(run_cli("check", "--unsafe-fixes", "--output-format", "json", path.name, cwd=tmp_path).stdout)
+    from nnlint.fixes.transform import apply_fixes
+
+    by_location = {(f.code, f.row): f for f in findings(original, filename=str(path))}
+    checked = 0
+    for item in data:
+        if item["fix"] is None:
+            continue
+        patched = _apply_json_edits(original, item["fix"]["edits"])
+        expected, _ = apply_fixes(original, [by_location[item["code"], item["location"]["row"]].fix])
+        assert patched == expected
+        checked += 1
+    assert checked >= 2

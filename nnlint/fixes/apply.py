@@ -145,21 +145,40 @@ def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
         return []
     if not applied or text == source.text:
         return []
-    old = source.text
-    start = 0
-    limit = min(len(old), len(text))
-    while start < limit and old[start] == text[start]:
-        start += 1
-    end_old, end_new = len(old), len(text)
-    while end_old > start and end_new > start and old[end_old - 1] == text[end_new - 1]:
-        end_old -= 1
-        end_new -= 1
-    row, column = source.position(start)
-    end_row, end_column = source.position(end_old)
-    return [
-        {
-            "content": text[start:end_new],
-            "location": {"row": row, "column": column + 1},
-            "end_location": {"row": end_row, "column": end_column + 1},
-        }
-    ]
+    return text_edits(source, text)
+
+
+def text_edits(source: SourceFile, new_text: str) -> list[dict]:
+    """Minimal non-overlapping edits (1-based rows and columns) that turn the source into ``new_text``."""
+    old_lines = source.text.splitlines(keepends=True)
+    new_lines = new_text.splitlines(keepends=True)
+    starts = [0]
+    for line in old_lines:
+        starts.append(starts[-1] + len(line))
+    new_starts = [0]
+    for line in new_lines:
+        new_starts.append(new_starts[-1] + len(line))
+    edits = []
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old = source.text[starts[i1] : starts[i2]]
+        new = new_text[new_starts[j1] : new_starts[j2]]
+        head = 0
+        while head < min(len(old), len(new)) and old[head] == new[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        begin, end = starts[i1] + head, starts[i2] - tail
+        row, column = source.position(begin)
+        end_row, end_column = source.position(end)
+        edits.append(
+            {
+                "content": new[head : len(new) - tail],
+                "location": {"row": row, "column": column + 1},
+                "end_location": {"row": end_row, "column": end_column + 1},
+            }
+        )
+    return edits
