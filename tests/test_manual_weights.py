@@ -394,3 +394,66 @@ def test_json_edits_reproduce_each_fix(tmp_path: Path, name: str) -> None:
         assert patched == expected
         checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize(
+    ("creation", "layer", "init"),
+    [
+        ("torch.randn(o, i) * 0.02", "nn.Linear(i, o, bias=False)", "nn.init.normal_(self.linear.weight, std=0.02)"),
+        ("torch.rand(o, i) * 2 - 1", "nn.Linear(i, o, bias=False)", "nn.init.uniform_(self.linear.weight, a=-1)"),
+        ("0.5 + torch.randn((o, i))", "nn.Linear(i, o, bias=False)", "nn.init.normal_(self.linear.weight, mean=0.5)"),
+        ("torch.randn(o, i) / math.sqrt(i)", "nn.Linear(i, o, bias=False)", "std=1 / math.sqrt(i))"),
+        ("torch.full((o, i), 0.1)", "nn.Linear(i, o, bias=False)", "nn.init.constant_(self.linear.weight, 0.1)"),
+        ("torch.ones(o, i) * 3", "nn.Linear(i, o, bias=False)", "nn.init.constant_(self.linear.weight, 3)"),
+        ("torch.empty(o, i).normal_(0, 0.5)", "nn.Linear(i, o, bias=False)", "normal_(self.linear.weight, std=0.5)"),
+        (
+            "nn.init.xavier_uniform_(torch.empty(o, i), gain=2)",
+            "nn.Linear(i, o, bias=False)",
+            "nn.init.xavier_uniform_(self.linear.weight, gain=2)",
+        ),
+        (
+            "torch.zeros(o, i, dtype=torch.float64)",
+            "nn.Linear(i, o, bias=False, dtype=torch.float64)",
+            "nn.init.zeros_(self.linear.weight)",
+        ),
+    ],
+)
+def test_initialisation_is_kept(creation: str, layer: str, init: str) -> None:
+    text = source(
+        f"""
+        import math
+
+        class M(nn.Module):
+            def __init__(self, i=4, o=3):
+                super().__init__()
+                self.w = nn.Parameter({creation})
+                self.act = nn.ReLU()
+
+            def forward(self, x):
+                return self.act(F.linear(x, self.w))
+        """
+    )
+    fixed = fix_text(text, unsafe=True)
+    assert f"self.linear = {layer}\n" in fixed
+    assert init in fixed
+
+
+def test_inexpressible_initialisation_is_said() -> None:
+    text = source(
+        """
+        class M(nn.Module):
+            def __init__(self, i=4, o=3):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(o, i).clamp(-2, 2))
+                self.v = nn.Parameter(torch.randn(i, o).t())
+                self.act = nn.ReLU()
+
+            def forward(self, x):
+                return self.act(F.linear(x, self.w)) + F.linear(x, self.v)
+        """
+    )
+    first, second = findings(text)
+    assert first.fix is not None
+    assert "the initialisation `torch.randn(o, i).clamp(-2, 2)` has no `nn.init` equivalent" in first.fix.message
+    assert second.fix is None
+    assert "cannot tell the shape of `torch.randn(i, o).t()` statically" in second.message

@@ -21,6 +21,41 @@ FACTORIES = {
 FACTORY_KEYWORDS = ("dtype", "device")
 #: in-place initialisers chained on a fresh tensor: ``torch.empty(n).normal_(0, 0.02)``
 INPLACE = {"normal_": "normal", "uniform_": "uniform", "zero_": "zeros", "fill_": "constant"}
+#: methods that keep values and shape (dtype casts, copies)
+KEEPS_VALUES = frozenset(
+    {"to", "float", "half", "double", "bfloat16", "contiguous", "clone", "detach", "requires_grad_"}
+)
+#: element-wise methods: the shape stays, the distribution changes in ways nn.init cannot say
+ELEMENTWISE = frozenset(
+    {
+        "abs",
+        "abs_",
+        "clamp",
+        "clamp_",
+        "clip",
+        "clip_",
+        "exp",
+        "exp_",
+        "sigmoid",
+        "tanh",
+        "sign",
+        "log",
+        "sqrt",
+        "mul",
+        "mul_",
+        "div",
+        "div_",
+        "add",
+        "add_",
+        "sub",
+        "sub_",
+        "neg",
+        "pow",
+        "fmod",
+        "remainder",
+        "round",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +75,8 @@ class Creation:
     init: Init | None = None
     factory_kwargs: dict[str, str] = field(default_factory=dict)
     problem: str | None = None
+    #: the creation expression, when its values cannot be expressed as an nn.init call
+    unexpressed: str | None = None
 
 
 Text = Callable[[ast.AST], str]
@@ -58,10 +95,15 @@ def parse_creation(expr: ast.expr, scope: Scope, text: Text) -> Creation:
             arguments = tuple(text(arg) for arg in expr.args[1:]) + tuple(
                 f"{k.arg}={text(k.value)}" for k in expr.keywords if k.arg
             )
-            return _with_init(inner, Init("call", (callee.rsplit(".", 1)[1], *arguments)))
+            return _with_init(inner, Init("call", (callee.rsplit(".", 1)[1], *arguments)), expr, text)
         if isinstance(expr.func, ast.Attribute) and expr.func.attr in INPLACE:
             inner = parse_creation(expr.func.value, scope, text)
-            return _with_init(inner, _inplace_init(expr, text))
+            return _with_init(inner, _inplace_init(expr, text), expr, text)
+        if isinstance(expr.func, ast.Attribute) and expr.func.attr in KEEPS_VALUES | ELEMENTWISE:
+            inner = parse_creation(expr.func.value, scope, text)
+            if inner.problem or expr.func.attr in KEEPS_VALUES:
+                return inner
+            return replace(inner, init=None, unexpressed=text(expr))
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Mult, ast.Div, ast.Add, ast.Sub)):
         return _arithmetic(expr, scope, text)
     return Creation(problem=f"cannot tell the shape of `{text(expr)}` statically")
@@ -93,11 +135,11 @@ def _full(call: ast.Call, text: Text) -> Creation:
     return Creation(tuple(text(dim) for dim in dims), Init("constant", (text(call.args[1]),)), kwargs)
 
 
-def _with_init(inner: Creation, init: Init | None) -> Creation:
+def _with_init(inner: Creation, init: Init | None, expr: ast.expr, text: Text) -> Creation:
     if inner.problem:
         return inner
-    if init is None:
-        return replace(inner, problem="cannot express this initialisation with nn.init")
+    if init is None or inner.init is None:
+        return replace(inner, init=None, unexpressed=text(expr))
     return replace(inner, init=init)
 
 
@@ -123,7 +165,7 @@ def _arithmetic(expr: ast.BinOp, scope: Scope, text: Text) -> Creation:
         return Creation(problem=f"cannot express `{text(expr)}` as an initialisation")
     inner = parse_creation(tensor, scope, text)
     if inner.problem or inner.init is None:
-        return inner
+        return replace(inner, unexpressed=text(expr)) if not inner.problem else inner
     value = text(scalar)
     if isinstance(expr.op, ast.Div):
         value = _div("1", value)
@@ -132,7 +174,7 @@ def _arithmetic(expr: ast.BinOp, scope: Scope, text: Text) -> Creation:
         if isinstance(expr.op, (ast.Mult, ast.Div))
         else _shift(inner.init, value if isinstance(expr.op, ast.Add) else _neg(value))
     )
-    return _with_init(inner, scaled)
+    return _with_init(inner, scaled, expr, text)
 
 
 def _creates_tensor(expr: ast.expr, scope: Scope) -> bool:

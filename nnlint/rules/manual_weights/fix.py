@@ -195,6 +195,10 @@ def _init_lines(
     creation = context.creation(definition)
     lines = []
     init = creation.init
+    if creation.unexpressed and not initialised_elsewhere:
+        notes.append(
+            f"the initialisation `{creation.unexpressed}` has no `nn.init` equivalent; the layer's default init applies"
+        )
     default = LAYER_DEFAULT_INIT.get((plan.spec.attribute, attribute))
     needs_exact = plan.spec.attribute in ("embedding", "embedding_bag") and "padding_idx" in context.arguments
     if init is not None and init.kind == "empty":
