@@ -457,3 +457,28 @@ def test_inexpressible_initialisation_is_said() -> None:
     assert "the initialisation `torch.randn(o, i).clamp(-2, 2)` has no `nn.init` equivalent" in first.fix.message
     assert second.fix is None
     assert "cannot tell the shape of `torch.randn(i, o).t()` statically" in second.message
+
+
+def test_nn103_then_nn204_in_one_fix_run() -> None:
+    text = source(
+        """
+        class M(nn.Module):
+            def __init__(self, c=4):
+                super().__init__()
+                self.conv = nn.Conv2d(3, c, 1)
+                self.register_buffer("mean", torch.zeros(c))
+                self.register_buffer("var", torch.ones(c))
+
+            def forward(self, x):
+                return F.batch_norm(self.conv(x), self.mean, self.var)
+        """
+    )
+    assert [f.code for f in findings(text)] == ["NN103", "NN204"]
+    assert fix_text(text) == text.replace(
+        "F.batch_norm(self.conv(x), self.mean, self.var)",
+        "F.batch_norm(self.conv(x), self.mean, self.var, training=self.training)",
+    )
+    fixed = fix_text(text, unsafe=True)
+    assert "        self.norm = nn.BatchNorm2d(c, affine=False)\n" in fixed
+    assert "        return self.norm(self.conv(x))\n" in fixed
+    assert findings(fixed) == []
