@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +63,20 @@ def cli() -> None:
 @click.option("--stdin-filename", help="Name of the file read from stdin (with PATH '-').")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to files named explicitly too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+@click.option(
+    "--verify", is_flag=True, help="Run each fixed class (old vs new, with torch) and write only verified fixes."
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where --verify runs.",
+)
+@click.option("--verify-report", type=click.Path(path_type=Path), help="Write --verify results as JSON to this file.")
+@click.option(
+    "--verify-timeout", type=click.FloatRange(min=1), default=120.0, show_default=True, help="Seconds per file."
+)
 def check(
     paths: tuple[Path, ...],
     select: tuple[str, ...],
@@ -78,9 +94,23 @@ def check(
     stdin_filename: str | None,
     force_exclude: bool,
     quiet: bool,
+    verify: bool,
+    device: str,
+    verify_report: Path | None,
+    verify_timeout: float,
 ) -> None:
     """Lint PATHS (default: the current directory); '-' reads stdin."""
     del no_cache  # accepted now; the cache arrives in a later release
+    verification = None
+    if verify:
+        if not (fix or diff):
+            raise UserError("--verify checks fixes: use it with --fix or --diff")
+        from nnlint.runtime.verify import VerifyError, resolve_device
+
+        try:
+            verification = Verification(resolve_device(device), verify_timeout, verify_report)
+        except VerifyError as error:
+            raise UserError(str(error)) from None
     use_stdin = any(str(path) == "-" for path in paths) or (stdin_filename is not None and not paths)
     disk_paths = [path for path in paths if str(path) != "-"] or ([] if use_stdin else [Path(".")])
     settings = _settings(config_path, disk_paths, stdin_filename, select, extend_select, ignore)
@@ -89,7 +119,9 @@ def check(
     if use_stdin:
         stdin = (stdin_filename or "-", click.get_binary_stream("stdin").read())
     run = _lint(files, settings, jobs, stdin, show_progress=output_format != "json")
-    code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet)
+    if verification is not None:
+        verification.to_stderr = output_format == "json"
+    code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet, verification)
     sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
 
 
@@ -134,13 +166,30 @@ def _lint(
     return run
 
 
+@dataclass
+class Verification:
+    """How --verify runs."""
+
+    device: str
+    timeout: float
+    report: Path | None
+    to_stderr: bool = False
+
+
 def _report(
-    run: LintRun, fix: bool, unsafe: bool, diff: bool, output_format: str, statistics: bool, quiet: bool
+    run: LintRun,
+    fix: bool,
+    unsafe: bool,
+    diff: bool,
+    output_format: str,
+    statistics: bool,
+    quiet: bool,
+    verification: Verification | None = None,
 ) -> int:
     findings = run.findings
     fixed = 0
     if fix:
-        findings, fixed, changed = _apply_fixes(run, unsafe, diff)
+        findings, fixed, changed = _apply_fixes(run, unsafe, diff, verification)
         if diff:
             return EXIT_FINDINGS if changed else EXIT_CLEAN
     if statistics:
@@ -152,10 +201,16 @@ def _report(
     return EXIT_FINDINGS if findings else EXIT_CLEAN
 
 
-def _apply_fixes(run: LintRun, unsafe: bool, diff: bool) -> tuple[list[Finding], int, bool]:
+def _apply_fixes(
+    run: LintRun, unsafe: bool, diff: bool, verification: Verification | None
+) -> tuple[list[Finding], int, bool]:
     from nnlint.fixes.apply import fix_run, write_atomically
 
     outcomes = fix_run(run, unsafe)
+    if verification is not None:
+        rejected = _verify(run, outcomes, verification)
+        if rejected:
+            outcomes = fix_run(run, unsafe, exclude=rejected)
     by_path = {outcome.path: outcome for outcome in outcomes}
     stdout = click.get_text_stream("stdout")
     changed = False
@@ -188,6 +243,29 @@ def _apply_fixes(run: LintRun, unsafe: bool, diff: bool) -> tuple[list[Finding],
         remaining.extend(outcome.remaining)
     remaining.sort(key=Finding.sort_key)
     return remaining, sum(outcome.applied for outcome in outcomes), changed
+
+
+def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -> set[tuple[str, str | None]]:
+    """Verify every class the fixes change; return the (path, class) pairs to hold back."""
+    from nnlint.runtime.verify import describe, plan_checks, verify_file
+
+    rejected: set[tuple[str, str | None]] = set()
+    results = []
+    for outcome in outcomes:
+        if not outcome.changed or outcome.path in run.sources:
+            continue
+        checks = plan_checks(outcome.path, outcome.module or "", outcome.applied_findings, run.settings.config)
+        if not checks:
+            continue
+        verified = verify_file(outcome.path, outcome.fixed_text, checks, verification.device, verification.timeout)
+        for check, result in zip(checks, verified, strict=True):
+            results.append(result)
+            click.echo(describe(result), err=verification.to_stderr)
+            if result.status != "verified":
+                rejected.add((outcome.path, check.class_qualname))
+    if verification.report is not None:
+        verification.report.write_text(json.dumps([asdict(result) for result in results], indent=2) + "\n")
+    return rejected
 
 
 def _record_renames(run: LintRun, outcome: FileFix) -> None:

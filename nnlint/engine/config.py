@@ -60,6 +60,8 @@ class Config:
     extend_exclude: list[str] = field(default_factory=list)
     module_bases: list[str] = field(default_factory=list)
     respect_gitignore: bool = True
+    #: ``[tool.nnlint.verify."path/to/file.py::Class"]``: how ``--verify`` builds and feeds a class
+    verify: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def all_excludes(self) -> list[str]:
@@ -74,7 +76,8 @@ _LIST_KEYS = {
     "extend-exclude": "extend_exclude",
     "module-bases": "module_bases",
 }
-_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore")
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore", "verify")
+_VERIFY_KEYS = ("init", "input")
 
 
 def find_config_file(start: Path) -> Path | None:
@@ -124,11 +127,33 @@ def config_from_table(table: dict[str, Any], root: Path, source: Path | None, wh
             setattr(config, _LIST_KEYS[key], _string_list(value, key, where))
         elif key == "per-file-ignores":
             config.per_file_ignores = _per_file_ignores(value, where)
+        elif key == "verify":
+            config.verify = _verify_table(value, where)
         elif key == "respect-gitignore":
             if not isinstance(value, bool):
                 raise ConfigError(f"'respect-gitignore' in {where} must be true or false")
             config.respect_gitignore = value
     return config
+
+
+def _verify_table(value: Any, where: str) -> dict[str, dict[str, str]]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"'verify' in {where} must hold tables like [tool.nnlint.verify.\"path.py::Class\"]")
+    targets = {}
+    for target, options in value.items():
+        if "::" not in target or not isinstance(options, dict):
+            raise ConfigError(f'verify target {target!r} in {where} must be a table named "path/to/file.py::Class"')
+        for key, item in options.items():
+            if key not in _VERIFY_KEYS:
+                raise ConfigError(
+                    f"unknown key {key!r} for verify target {target!r} in {where}{did_you_mean(key, _VERIFY_KEYS)}"
+                )
+            if not isinstance(item, str):
+                raise ConfigError(
+                    f"'{key}' of verify target {target!r} in {where} must be a string (a Python expression)"
+                )
+        targets[target] = dict(options)
+    return targets
 
 
 def _string_list(value: Any, key: str, where: str) -> list[str]:

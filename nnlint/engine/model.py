@@ -134,6 +134,10 @@ class Fix:
     message: str
     edits: tuple[Edit, ...]
     state_dict: StateDictChange | None = None
+    #: What ``--verify`` checks: the modes whose outputs the fix must not change, and
+    #: whether the fixed module must be deterministic in eval mode.
+    keeps_modes: tuple[str, ...] = ("train", "eval")
+    makes_eval_deterministic: bool = False
 
     def conflicts_with(self, other: Fix) -> bool:
         return any(edits_conflict(a, b) for a in self.edits for b in other.edits)

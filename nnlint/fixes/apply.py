@@ -30,6 +30,9 @@ class FileFix:
     remaining: list[Finding] = field(default_factory=list)
     #: (class qualname, change) for each applied fix that renames state_dict keys
     state_dict_changes: list[tuple[str, StateDictChange]] = field(default_factory=list)
+    #: the findings whose fixes were applied (for --verify)
+    applied_findings: list[Finding] = field(default_factory=list)
+    module: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -50,8 +53,15 @@ def is_applicable(fix: Fix | None, unsafe: bool) -> bool:
     return fix is not None and (fix.applicability == "safe" or unsafe)
 
 
-def fix_run(run: LintRun, unsafe: bool) -> list[FileFix]:
-    """Fix every file of ``run`` that has applicable fixes (nothing is written here)."""
+Excluded = set[tuple[str, str | None]]
+
+
+def fix_run(run: LintRun, unsafe: bool, exclude: Excluded | None = None) -> list[FileFix]:
+    """Fix every file of ``run`` that has applicable fixes (nothing is written here).
+
+    ``exclude`` holds (path, class) pairs whose fixes are held back (failed verification).
+    """
+    exclude = exclude or set()
     by_path: dict[str, list[Finding]] = {}
     for finding in run.findings:
         by_path.setdefault(finding.path, []).append(finding)
@@ -60,18 +70,30 @@ def fix_run(run: LintRun, unsafe: bool) -> list[FileFix]:
     for result in run.results:
         findings = by_path.get(result.path, [])
         if any(is_applicable(finding.fix, unsafe) for finding in findings):
-            outcomes.append(_fix_file(run, result.path, result.module, findings, rules, unsafe))
+            outcomes.append(_fix_file(run, result.path, result.module, findings, rules, unsafe, exclude))
     return outcomes
 
 
-def _fix_file(run: LintRun, path: str, module: str | None, findings: list[Finding], rules, unsafe: bool) -> FileFix:
+def _fix_file(
+    run: LintRun,
+    path: str,
+    module: str | None,
+    findings: list[Finding],
+    rules: list,
+    unsafe: bool,
+    exclude: Excluded,
+) -> FileFix:
     source = run.sources.get(path) or read_source(path)
     if isinstance(source, Finding):
         return FileFix(path, SourceFile(path, ""), "", error=source.message, remaining=findings)
-    outcome = FileFix(path, source, source.text, remaining=findings)
+    outcome = FileFix(path, source, source.text, remaining=findings, module=module)
     is_package = os.path.basename(path) == "__init__.py"
     for _ in range(MAX_ITERATIONS):
-        fixable = [finding for finding in outcome.remaining if is_applicable(finding.fix, unsafe)]
+        fixable = [
+            finding
+            for finding in outcome.remaining
+            if is_applicable(finding.fix, unsafe) and (path, finding.module_class) not in exclude
+        ]
         fixes = [finding.fix for finding in fixable]
         if not fixes:
             break
@@ -94,6 +116,7 @@ def _fix_file(run: LintRun, path: str, module: str | None, findings: list[Findin
         outcome.fixed_text = text
         outcome.applied += len(applied)
         applied_ids = {id(fix) for fix in applied}
+        outcome.applied_findings.extend(finding for finding in fixable if id(finding.fix) in applied_ids)
         for finding in fixable:
             if id(finding.fix) in applied_ids and finding.fix.state_dict is not None:  # type: ignore[union-attr]
                 outcome.state_dict_changes.append((finding.module_class or "", finding.fix.state_dict))  # type: ignore[union-attr]

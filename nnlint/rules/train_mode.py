@@ -58,12 +58,13 @@ def _training_argument(site: CallSite) -> Argument:
     return find_argument(site.node, signature, training_parameter(site.qualname))
 
 
-def _add_training_fix(site: CallSite, applicability: str = "safe") -> Fix | None:
+def _add_training_fix(site: CallSite, keeps: str, deterministic: bool) -> Fix | None:
+    """``training=self.training``; ``keeps`` is the mode whose behaviour does not change."""
     if site.function.self_name is None:
         return None
     value = f"{site.function.self_name}.training"
     edit = AddKeywordArgument(site.file.span(site.node), "training", value)
-    return Fix(applicability, f"Add `training={value}`", (edit,))  # type: ignore[arg-type]
+    return Fix("safe", f"Add `training={value}`", (edit,), keeps_modes=(keeps,), makes_eval_deterministic=deterministic)
 
 
 def _no_self_note(site: CallSite) -> str:
@@ -93,7 +94,7 @@ class _MissingTrainingFlag(Rule):
             self.code,
             f"`{site.short_name}` defaults to `training={default}`: it {self.effect(site)}; "
             f"pass `training=self.training`{_no_self_note(site)}",
-            fix=_add_training_fix(site),
+            fix=_add_training_fix(site, self.default_mode.value, self.default_mode is Mode.TRAIN),
         )
 
 
@@ -133,7 +134,13 @@ class HardCodedTrainingFlag(Rule):
         if site.function.self_name is not None:
             replacement = f"{site.function.self_name}.training"
             edit = ReplaceArgument(site.file.span(site.node), keyword, training.position, replacement)
-            fix = Fix("unsafe", f"Replace `{value.value}` with `{replacement}`", (edit,))
+            fix = Fix(
+                "unsafe",
+                f"Replace `{value.value}` with `{replacement}`",
+                (edit,),
+                keeps_modes=("train",) if value.value else ("eval",),
+                makes_eval_deterministic=bool(value.value),
+            )
         yield site.finding(
             self.code,
             f"`{site.short_name}` hard-codes `{keyword}={value.value}`: dropout is {effect}; "
@@ -173,7 +180,13 @@ class AttentionDropoutIgnoresEval(Rule):
             edit = GuardArgumentWithTraining(
                 site.file.span(site.node), "dropout_p", argument.position, self_name, "0.0"
             )
-            fix = Fix("safe", f"Use `dropout_p=... if {self_name}.training else 0.0`", (edit,))
+            fix = Fix(
+                "safe",
+                f"Use `dropout_p=... if {self_name}.training else 0.0`",
+                (edit,),
+                keeps_modes=("train",),
+                makes_eval_deterministic=True,
+            )
         yield site.finding(
             self.code,
             f"`{site.short_name}` applies attention dropout `{site.file.text_of(value)}` in eval mode too; "
