@@ -195,7 +195,7 @@ def _report(
     if statistics:
         _print_statistics(findings, unsafe)
     else:
-        _print_findings(findings, run, output_format, unsafe)
+        _print_findings(findings, run.sources, output_format, unsafe)
     if output_format != "json" and not quiet:
         _print_summary(findings, fixed, unsafe)
     return EXIT_FINDINGS if findings else EXIT_CLEAN
@@ -288,11 +288,11 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, markup=False)
 
 
-def _print_findings(findings: list[Finding], run: LintRun, output_format: str, unsafe: bool) -> None:
+def _print_findings(findings: list[Finding], known: dict[str, SourceFile], output_format: str, unsafe: bool) -> None:
     if output_format == "json":
         from nnlint.output.json_format import format_json
 
-        click.get_text_stream("stdout").write(format_json(findings, run.sources))
+        click.get_text_stream("stdout").write(format_json(findings, known))
     elif output_format == "concise":
         from nnlint.output.concise import format_concise
 
@@ -302,7 +302,7 @@ def _print_findings(findings: list[Finding], run: LintRun, output_format: str, u
         from nnlint.output.full import render_finding
 
         console = _console()
-        sources: dict[str, SourceFile | None] = dict(run.sources)
+        sources: dict[str, SourceFile | None] = dict(known)
         for finding in findings:
             if finding.path not in sources:
                 loaded = read_source(finding.path)
@@ -339,10 +339,11 @@ def rule(code: str | None, show_all: bool) -> None:
     from nnlint.rules import ALL_RULES
 
     if show_all or code is None:
-        click.echo(f"{'code':<7} {'name':<36} {'default':<8} fix")
+        click.echo(f"{'code':<7} {'name':<36} {'default':<8} {'fix':<7} found by")
         for rule_class in ALL_RULES:
             default = "on" if rule_class.default_enabled else "off"
-            click.echo(f"{rule_class.code:<7} {rule_class.name:<36} {default:<8} {rule_class.fix}")
+            where = "runtime" if rule_class.runtime_only else "check"
+            click.echo(f"{rule_class.code:<7} {rule_class.name:<36} {default:<8} {rule_class.fix:<7} {where}")
         return
     page = read_page(code.upper())
     if page is None:
@@ -380,6 +381,70 @@ def migrate_checkpoint(old: Path, new: Path, renames_path: Path | None, model_sp
     for prefix, qualname in sorted(migration.modules):
         click.echo(f"{prefix}: {qualname}")
     click.echo(f"Migrated {len(migration.mapping)} keys in {len(migration.modules)} modules: {new}")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--input", "input_expr", help="Python expression for the input (a tuple for several arguments).")
+@click.option("--init", "init_expr", help="Python expression building the model (default: Class()).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--output-format", type=click.Choice(FORMATS), default="full", show_default=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file to use.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain.")
+def runtime(
+    target: str,
+    input_expr: str | None,
+    init_expr: str | None,
+    device: str,
+    output_format: str,
+    config_path: Path | None,
+    exit_zero: bool,
+) -> None:
+    """Run TARGET (path/to/file.py::Class or package.module:Class) and report what only shows at run time."""
+    from nnlint.runtime.verify import VerifyError, resolve_device
+
+    try:
+        chosen = resolve_device(device)
+    except VerifyError as error:
+        raise UserError(str(error).replace("--verify needs", "nnlint runtime needs")) from None
+    anchor = Path(target.partition("::")[0]) if "::" in target else Path.cwd()
+    settings = _settings(config_path, [anchor] if anchor.exists() else [], None, (), (), ())
+    findings = _runtime_findings(target, init_expr, input_expr, chosen, settings)
+    _print_findings(findings, {}, output_format, unsafe=False)
+    if output_format != "json":
+        click.echo(
+            f"Found {len(findings)} error{'s' if len(findings) != 1 else ''}." if findings else "All checks passed!"
+        )
+    sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
+
+
+def _runtime_findings(
+    target: str, init_expr: str | None, input_expr: str | None, device: str, settings: Settings
+) -> list[Finding]:
+    from nnlint.engine.noqa import is_suppressed
+    from nnlint.engine.runner import read_source
+    from nnlint.runtime.lint import find_input, runtime_lint
+    from nnlint.runtime.models import RuntimeProblem, as_arguments, build, configured_input
+    from nnlint.runtime.target import load_target
+
+    try:
+        loaded = load_target(target, settings.config.root)
+        options = settings.config.verify.get(loaded.key or "", {})
+        model = build(loaded.cls, loaded.module, init_expr or options.get("init")).to(device)
+        expression = input_expr or options.get("input")
+        configured = configured_input(expression, loaded.module, loaded.cls) if expression else None
+        arguments = find_input(model, configured)
+        arguments = as_arguments(tuple(a.to(device) if hasattr(a, "to") else a for a in arguments))
+        findings = runtime_lint(model, arguments, loaded.path, loaded.row)
+    except RuntimeProblem as problem:
+        raise UserError(str(problem)) from None
+    kept = []
+    for finding in findings:
+        source = read_source(finding.path)
+        line = source.line(finding.row) if isinstance(source, SourceFile) else ""
+        if settings.reports(finding.code, finding.path) and not is_suppressed(line, finding.code):
+            kept.append(finding)
+    return kept
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -21,10 +22,16 @@ def test_page_structure(code: str) -> None:
     rule = next(r for r in ALL_RULES if r.code == code)
     assert page.startswith(f"# {code} `{rule.name}`\n")
     assert f"| {'on' if rule.default_enabled else 'off'} | {rule.fix} |" in page
+    if rule.runtime_only:
+        assert "`nnlint runtime`" in page
     assert list(sections(page))[: len(REQUIRED_SECTIONS)] == REQUIRED_SECTIONS
 
 
-@pytest.mark.parametrize("code", CODES)
+STATIC_CODES = [rule.code for rule in ALL_RULES if not rule.runtime_only]
+RUNTIME_CODES = [rule.code for rule in ALL_RULES if rule.runtime_only]
+
+
+@pytest.mark.parametrize("code", STATIC_CODES)
 def test_bad_example_is_flagged_and_fixed_example_is_clean(code: str) -> None:
     example = examples(code)
     assert {f.code for f in findings(example.bad, select=["ALL"])} == {code}
@@ -44,7 +51,24 @@ def _example_input(code: str) -> str:
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("code", RUNTIME_CODES)
+def test_runtime_examples_are_found_by_running_them(code: str, tmp_path) -> None:
+    from conftest import run_cli
+
+    example = examples(code)
+    input_expression = _example_input(code)
+    for name, text in (("bad", example.bad), ("fixed", example.fixed)):
+        (tmp_path / f"{name}.py").write_text(text)
+    bad = run_cli("runtime", "bad.py::Model", "--input", input_expression, "--output-format", "json", cwd=tmp_path)
+    assert bad.returncode == 1, bad.stderr
+    assert {item["code"] for item in json.loads(bad.stdout)} == {code}
+    assert findings(example.bad, select=["ALL"]) == []  # static analysis cannot see these
+    fixed = run_cli("runtime", "fixed.py::Model", "--input", input_expression, cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("code", STATIC_CODES)
 def test_examples_behave_as_the_page_says(code: str) -> None:
     from runtime_helpers import eval_is_deterministic, module_from_source, outputs, same_weights, torch
 

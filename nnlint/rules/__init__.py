@@ -11,6 +11,7 @@ from nnlint.rules.manual_weights import (
     ManualNorm,
     ManualPReLU,
 )
+from nnlint.rules.runtime_only import EvalNotDeterministic, LayerBuiltInForward, PlainTensorAttribute
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,
@@ -26,12 +27,15 @@ ALL_RULES: tuple[type[Rule], ...] = (
     HardCodedTrainingFlag,
     OppositeTrainingDefault,
     AttentionDropoutIgnoresEval,
+    EvalNotDeterministic,
     ManualLinear,
     ManualConv,
     ManualConvTranspose,
     ManualNorm,
     ManualEmbedding,
     ManualPReLU,
+    LayerBuiltInForward,
+    PlainTensorAttribute,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

@@ -32,6 +32,8 @@ class Rule:
     fix: ClassVar[FixAvailability] = "none"
     calls: ClassVar[frozenset[str]] = frozenset()
     checks_classes: ClassVar[bool] = False
+    #: found only by running the model (``nnlint runtime``), not by ``check``
+    runtime_only: ClassVar[bool] = False
     triggers: ClassVar[frozenset[str] | None] = None
 
     @classmethod

@@ -1,0 +1,27 @@
+"""Rules found by running the model (``nnlint runtime``), where static analysis cannot see."""
+
+from __future__ import annotations
+
+from nnlint.rules.base import Rule
+
+
+class _RuntimeRule(Rule):
+    runtime_only = True
+
+
+class LayerBuiltInForward(_RuntimeRule):
+    code = "NN301"
+    name = "layer-built-in-forward"
+    summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
+
+
+class PlainTensorAttribute(_RuntimeRule):
+    code = "NN304"
+    name = "plain-tensor-attribute"
+    summary = "A tensor kept as a plain module attribute (not a buffer) that forward uses"
+
+
+class EvalNotDeterministic(_RuntimeRule):
+    code = "NN105"
+    name = "eval-not-deterministic"
+    summary = "The model's output in eval mode varies between two runs"

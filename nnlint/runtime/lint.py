@@ -1,0 +1,313 @@
+"""``nnlint runtime``: run a model in train and eval mode and report what static analysis cannot see.
+
+The model runs under a ``TorchFunctionMode`` that sees every torch call; each
+finding is mapped to the file and line of the user code that made the call,
+wherever it is (another module, a helper function).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from nnlint.engine.model import Finding, Span
+from nnlint.runtime.models import RuntimeProblem, candidate_inputs, run, tensors_of
+
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+NNLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: functions a direct call of which is "the call" (frames of these files belong to the callee)
+FUNCTIONAL_FILES = (os.path.join(TORCH_DIR, "nn", "functional.py"), os.path.join(TORCH_DIR, "overrides.py"))
+
+#: function -> (training parameter, its position, its default, probability parameter, its position)
+DROPOUTS = {
+    F.dropout: ("training", 2, True, "p", 1),
+    F.dropout1d: ("training", 2, True, "p", 1),
+    F.dropout2d: ("training", 2, True, "p", 1),
+    F.dropout3d: ("training", 2, True, "p", 1),
+    F.alpha_dropout: ("training", 2, True, "p", 1),
+    F.feature_alpha_dropout: ("training", 2, True, "p", 1),
+    torch.dropout: ("train", 2, True, "p", 1),
+    torch.alpha_dropout: ("train", 2, True, "p", 1),
+    torch.feature_dropout: ("train", 2, True, "p", 1),
+    torch.feature_alpha_dropout: ("train", 2, True, "p", 1),
+}
+OPPOSITE_DEFAULT = {F.batch_norm: ("training", 5), F.rrelu: ("training", 3)}
+RANDOM_FUNCTIONS = frozenset(
+    {
+        "rand",
+        "randn",
+        "randint",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "randperm",
+        "bernoulli",
+        "multinomial",
+        "normal",
+        "poisson",
+        "uniform_",
+        "normal_",
+        "bernoulli_",
+        "exponential_",
+        "random_",
+        "cauchy_",
+        "log_normal_",
+        "geometric_",
+        "dropout",
+        "rrelu",
+        "rrelu_",
+        "scaled_dot_product_attention",
+    }
+)
+
+
+@dataclass
+class Site:
+    """The user code that made a call."""
+
+    path: str
+    row: int
+    column: int
+    end_column: int
+    owner: nn.Module | None
+
+
+@dataclass
+class Recorder:
+    """What the mode observed during one run."""
+
+    root_training: bool
+    plain_tensors: dict[int, tuple[nn.Module, str]]
+    findings: dict[tuple, Finding] = field(default_factory=dict)
+    random_sites: list[tuple[str, Site]] = field(default_factory=list)
+
+    def report(self, code: str, message: str, site: Site, key: tuple | None = None) -> None:
+        """Record a finding once per ``key`` (default: per call site)."""
+        key = key or (code, site.path, site.row, site.column)
+        if key not in self.findings:
+            span = Span(site.row, site.column, site.row, max(site.end_column, site.column + 1))
+            self.findings[key] = Finding(code, message, site.path, span, noqa_row=site.row)
+
+
+def _user_site(frame: types.FrameType | None) -> tuple[Site | None, bool]:
+    """The first frame outside torch and nnlint, and whether it called the function directly
+    (rather than through a torch layer such as ``nn.Dropout``)."""
+    direct = True
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(TORCH_DIR):
+            direct = direct and filename.startswith(FUNCTIONAL_FILES)
+            frame = frame.f_back
+            continue
+        if filename.startswith(NNLINT_DIR):
+            frame = frame.f_back
+            continue
+        owner = frame.f_locals.get("self")
+        row, column, end_column = _position(frame)
+        return Site(filename, row, column, end_column, owner if isinstance(owner, nn.Module) else None), direct
+    return None, False
+
+
+def _position(frame: types.FrameType) -> tuple[int, int, int]:
+    """Row and columns of the instruction a frame is executing (columns need Python 3.11)."""
+    row = frame.f_lineno or 1
+    positions = getattr(frame.f_code, "co_positions", None)
+    if positions is not None:
+        try:
+            line, _, column, end_column = list(positions())[frame.f_lasti // 2]
+            if line == row and column is not None:
+                return row, column, end_column or column + 1
+        except (IndexError, ValueError):
+            pass
+    return row, 0, 1
+
+
+def _argument(args: tuple, kwargs: dict, name: str, position: int, default: Any) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[position] if len(args) > position else default
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+
+
+class InspectingMode(TorchFunctionMode):
+    """Sees every torch call the model makes."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        with contextlib.suppress(Exception):  # inspection must never break the model's run
+            self._inspect(func, args, kwargs)
+        return func(*args, **kwargs)
+
+    def _inspect(self, func: Any, args: tuple, kwargs: dict) -> None:
+        recorder = self.recorder
+        site, direct = _user_site(sys._getframe(2))
+        if site is None:
+            return
+        mode_training = site.owner.training if site.owner is not None else recorder.root_training
+        owner = f"`{type(site.owner).__name__}`" if site.owner is not None else "the model"
+        name = getattr(func, "__name__", "")
+        if not mode_training and name in RANDOM_FUNCTIONS:
+            recorder.random_sites.append((name, site))
+        if direct and func in DROPOUTS:
+            flag, position, default, p_name, p_position = DROPOUTS[func]
+            training = _argument(args, kwargs, flag, position, default)
+            probability = _argument(args, kwargs, p_name, p_position, 0.5)
+            if training is True and not mode_training and probability != 0:
+                recorder.report(
+                    "NN101",
+                    f"`{name}` ran with `{flag}=True` while {owner} was in eval mode; pass `{flag}=self.training`",
+                    site,
+                )
+        elif direct and func in OPPOSITE_DEFAULT:
+            flag, position = OPPOSITE_DEFAULT[func]
+            if _argument(args, kwargs, flag, position, False) is False and mode_training:
+                recorder.report(
+                    "NN103",
+                    f"`{name}` ran with `training=False` while {owner} was training; pass `training=self.training`",
+                    site,
+                )
+        elif direct and func is F.scaled_dot_product_attention:
+            dropout = _argument(args, kwargs, "dropout_p", 4, 0.0)
+            if not mode_training and dropout:
+                recorder.report(
+                    "NN104",
+                    f"`scaled_dot_product_attention` ran with `dropout_p={dropout}` while {owner} was in eval mode",
+                    site,
+                )
+        for tensor in (*_tensors(args), *_tensors(kwargs)):
+            holder = recorder.plain_tensors.get(id(tensor))
+            if holder is not None:
+                module, attribute = holder
+                recorder.report(
+                    "NN304",
+                    f"`{type(module).__name__}.{attribute}` is a plain tensor attribute, not a buffer: "
+                    "`.to(device)`, `.half()` and `state_dict` leave it behind; use `register_buffer`",
+                    site,
+                    key=("NN304", id(module), attribute),
+                )
+
+
+def plain_tensor_attributes(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
+    """Tensors kept in a module's ``__dict__`` (neither parameter nor buffer)."""
+    found = {}
+    for module in model.modules():
+        for attribute, value in vars(module).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                found[id(value)] = (module, attribute)
+    return found
+
+
+class ConstructionTracker:
+    """Records nn.Module constructions while active (NN301: a layer built during forward)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.original = nn.Module.__init__
+
+    def __enter__(self) -> ConstructionTracker:
+        original, recorder = self.original, self.recorder
+
+        def tracking_init(module: nn.Module, *args: Any, **kwargs: Any) -> None:
+            original(module, *args, **kwargs)
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_locals.get("self") is module:
+                frame = frame.f_back  # the constructors of this very object
+            site, _ = _user_site(frame)
+            if site is not None:
+                recorder.report(
+                    "NN301",
+                    f"`{type(module).__name__}` is constructed during forward: new random weights at every call, "
+                    "never trained, saved or moved; build it in `__init__`",
+                    site,
+                )
+
+        nn.Module.__init__ = tracking_init  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        nn.Module.__init__ = self.original  # type: ignore[method-assign]
+
+
+def inspect_run(model: nn.Module, arguments: tuple, train: bool, seed: int, recorder: Recorder) -> Any:
+    with ConstructionTracker(recorder), InspectingMode(recorder):
+        return run(model, arguments, train, seed)
+
+
+def find_input(model: nn.Module, configured: tuple | None) -> tuple:
+    if configured is not None:
+        return configured
+    for arguments in candidate_inputs(model):
+        try:
+            run(model, arguments, train=False, seed=0)
+        except Exception:
+            continue
+        return arguments
+    raise RuntimeProblem("no example input found: pass --input")
+
+
+def runtime_lint(model: nn.Module, arguments: tuple, class_path: str, class_row: int) -> list[Finding]:
+    """Run ``model`` in eval and train mode; findings mapped to source lines."""
+    plain = plain_tensor_attributes(model)
+    eval_recorder = Recorder(False, plain)
+    first = inspect_run(model, arguments, False, 1, eval_recorder)
+    second = inspect_run(model, arguments, False, 2, Recorder(False, plain))
+    train_recorder = Recorder(True, plain)
+    try:
+        inspect_run(model, arguments, True, 3, train_recorder)
+    except Exception as error:
+        raise RuntimeProblem(f"the model fails in train mode: {type(error).__name__}: {error}") from None
+    model.eval()
+    findings = {**train_recorder.findings, **eval_recorder.findings}
+    varies = _difference(first, second)
+    explained = any(code in ("NN101", "NN104", "NN301") for code, *_ in eval_recorder.findings)
+    if varies is not None and not explained:
+        findings.update(_nondeterminism(eval_recorder, varies, class_path, class_row))
+    return sorted(findings.values(), key=Finding.sort_key)
+
+
+def _difference(first: Any, second: Any) -> float | None:
+    a, b = tensors_of(first), tensors_of(second)
+    worst = None
+    for x, y in zip(a, b, strict=False):
+        if x.shape != y.shape or not torch.equal(x, y):
+            diff = float((x.double() - y.double()).abs().max()) if x.shape == y.shape else float("inf")
+            worst = diff if worst is None else max(worst, diff)
+    return worst
+
+
+def _nondeterminism(recorder: Recorder, varies: float, class_path: str, class_row: int) -> dict:
+    sources = []
+    for name, site in recorder.random_sites:
+        label = f"`{name}` at {os.path.relpath(site.path)}:{site.row}"
+        if label not in sources:
+            sources.append(label)
+    where = recorder.random_sites[0][1] if recorder.random_sites else Site(class_path, class_row, 0, 1, None)
+    cause = f"; random calls in eval: {', '.join(sources[:5])}" if sources else ""
+    message = f"eval-mode output varies between two runs (max |diff| {varies:.3g}){cause}"
+    result = Recorder(False, {})
+    result.report("NN105", message, where)
+    return result.findings
