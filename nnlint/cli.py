@@ -246,18 +246,29 @@ def _apply_fixes(
 
 
 def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -> set[tuple[str, str | None]]:
-    """Verify every class the fixes change; return the (path, class) pairs to hold back."""
+    """Verify every class the fixes change (files in parallel); return the (path, class) pairs to hold back."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from nnlint.runtime.verify import describe, plan_checks, verify_file
 
+    jobs = []
+    for outcome in outcomes:
+        if outcome.changed and outcome.path not in run.sources:
+            checks = plan_checks(outcome.path, outcome.module or "", outcome.applied_findings, run.settings.config)
+            if checks:
+                jobs.append((outcome, checks))
+    with ThreadPoolExecutor(max_workers=default_workers()) as pool:
+        answers = list(
+            pool.map(
+                lambda job: verify_file(
+                    job[0].path, job[0].fixed_text, job[1], verification.device, verification.timeout
+                ),
+                jobs,
+            )
+        )
     rejected: set[tuple[str, str | None]] = set()
     results = []
-    for outcome in outcomes:
-        if not outcome.changed or outcome.path in run.sources:
-            continue
-        checks = plan_checks(outcome.path, outcome.module or "", outcome.applied_findings, run.settings.config)
-        if not checks:
-            continue
-        verified = verify_file(outcome.path, outcome.fixed_text, checks, verification.device, verification.timeout)
+    for (outcome, checks), verified in zip(jobs, answers, strict=True):
         for check, result in zip(checks, verified, strict=True):
             results.append(result)
             click.echo(describe(result), err=verification.to_stderr)
