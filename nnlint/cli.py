@@ -118,9 +118,10 @@ def check(
     stdin = None
     if use_stdin:
         stdin = (stdin_filename or "-", click.get_binary_stream("stdin").read())
-    run = _lint(files, settings, jobs, stdin, show_progress=output_format != "json")
+    machine_readable = output_format in ("json", "sarif", "github")
+    run = _lint(files, settings, jobs, stdin, show_progress=not machine_readable)
     if verification is not None:
-        verification.to_stderr = output_format == "json"
+        verification.to_stderr = machine_readable
     code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet, verification)
     sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
 
@@ -196,7 +197,7 @@ def _report(
         _print_statistics(findings, unsafe)
     else:
         _print_findings(findings, run.sources, output_format, unsafe)
-    if output_format != "json" and not quiet:
+    if output_format in ("full", "concise") and not quiet:
         _print_summary(findings, fixed, unsafe)
     return EXIT_FINDINGS if findings else EXIT_CLEAN
 
@@ -308,6 +309,14 @@ def _print_findings(findings: list[Finding], known: dict[str, SourceFile], outpu
         from nnlint.output.concise import format_concise
 
         click.get_text_stream("stdout").write(format_concise(findings, unsafe))
+    elif output_format == "sarif":
+        from nnlint.output.sarif import format_sarif
+
+        click.get_text_stream("stdout").write(format_sarif(findings))
+    elif output_format == "github":
+        from nnlint.output.github import format_github
+
+        click.get_text_stream("stdout").write(format_github(findings))
     else:
         from nnlint.engine.runner import read_source
         from nnlint.output.full import render_finding
@@ -422,7 +431,7 @@ def runtime(
     settings = _settings(config_path, [anchor] if anchor.exists() else [], None, (), (), ())
     findings = _runtime_findings(target, init_expr, input_expr, chosen, settings)
     _print_findings(findings, {}, output_format, unsafe=False)
-    if output_format != "json":
+    if output_format in ("full", "concise"):
         click.echo(
             f"Found {len(findings)} error{'s' if len(findings) != 1 else ''}." if findings else "All checks passed!"
         )

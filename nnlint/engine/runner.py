@@ -57,12 +57,23 @@ def parse_error(path: str, message: str, row: int = 1, column: int = 0) -> Findi
     return Finding(PARSE_ERROR, message, path, span, noqa_row=None)
 
 
-def lint_source(source: SourceFile, module: str | None, is_package: bool, rules: list[Rule]) -> FileResult:
-    """Parse and analyse one decoded file; never raises for bad input."""
+def lint_source(
+    source: SourceFile,
+    module: str | None,
+    is_package: bool,
+    rules: list[Rule],
+    tree: ast.Module | None = None,
+    apply_noqa: bool = True,
+) -> FileResult:
+    """Parse (unless ``tree`` is given) and analyse one decoded file; never raises for bad input.
+
+    ``apply_noqa=False`` leaves ``# noqa`` to the caller (flake8 applies its own).
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escape sequences are not ours to report
-            tree = ast.parse(source.text, filename=source.path)
+        if tree is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences are not ours to report
+                tree = ast.parse(source.text, filename=source.path)
     except SyntaxError as error:
         row, column = error.lineno or 1, (error.offset or 1) - 1
         reason = f"{error.msg} (line {row})" if error.lineno else error.msg
@@ -75,7 +86,11 @@ def lint_source(source: SourceFile, module: str | None, is_package: bool, rules:
         result = analyze_tree(context, tree, rules)
     except RecursionError:
         result = FileResult(source.path, module, [parse_error(source.path, "could not analyse: too deeply nested")])
-    result.findings = _apply_noqa(source, result.findings)
+    if apply_noqa:
+        result.findings = _apply_noqa(source, result.findings)
+    else:
+        for finding in result.findings:
+            finding.noqa_row = finding.span.row
     return result
 
 

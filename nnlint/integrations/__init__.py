@@ -1,0 +1,1 @@
+"""Where users meet nnlint besides the CLI: flake8, the language server, LibCST codemods."""

@@ -1,0 +1,32 @@
+"""GitHub Actions workflow commands: one ``::error`` annotation per finding."""
+
+from __future__ import annotations
+
+from nnlint.engine.model import Finding
+from nnlint.output.paths import display_path
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_github(findings: list[Finding]) -> str:
+    lines = []
+    for finding in findings:
+        span = finding.span
+        properties = ",".join(
+            [
+                f"file={_escape_property(display_path(finding.path))}",
+                f"line={span.row}",
+                f"col={span.column + 1}",
+                f"endLine={span.end_row}",
+                f"endColumn={span.end_column + 1}",
+                f"title={_escape_property(f'nnlint ({finding.code})')}",
+            ]
+        )
+        lines.append(f"::error {properties}::{_escape_data(f'{finding.code} {finding.message}')}")
+    return "\n".join(lines) + ("\n" if lines else "")
