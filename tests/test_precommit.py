@@ -13,7 +13,10 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-BAD = "import torch.nn as nn\nimport torch.nn.functional as F\n\n\nclass M(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5)\n"
+BAD = (
+    "import torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+    "class M(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5)\n"
+)
 CLEAN = "def add(a, b):\n    return a + b\n"
 
 
@@ -68,10 +71,9 @@ def test_fix_hook_and_no_files(project: Path, pre_commit_home: Path) -> None:
     fixed = _try_repo(project, pre_commit_home, "nnlint-fix", "bad.py")
     assert fixed.returncode == 1  # pre-commit fails a hook that changed files
     assert "F.dropout(x, 0.5, training=self.training)" in (project / "bad.py").read_text()
-    nothing = _try_repo(project, pre_commit_home, "nnlint")  # nothing staged for this hook to see
     (project / "README.txt").write_text("no python here\n")
     _git("add", "-A", cwd=project)
     _git("commit", "-q", "-m", "fixed", cwd=project)
-    nothing = _try_repo(project, pre_commit_home, "nnlint")
+    nothing = _try_repo(project, pre_commit_home, "nnlint")  # nothing staged
     assert nothing.returncode == 0, nothing.stdout + nothing.stderr
     assert "(no files to check)Skipped" in nothing.stdout
