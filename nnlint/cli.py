@@ -467,6 +467,16 @@ def _runtime_findings(
     return kept
 
 
+@cli.command()
+def lsp() -> None:
+    """Run the language server over stdio (needs: pip install 'nnlint[lsp]')."""
+    try:
+        from nnlint.integrations.lsp import start
+    except ImportError as error:
+        raise UserError(f"the language server needs pygls: pip install 'nnlint[lsp]' ({error})") from None
+    start()
+
+
 def main() -> None:
     """Entry point: one-line errors, exit 2, never a traceback."""
     try:

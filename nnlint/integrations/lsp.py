@@ -1,0 +1,223 @@
+"""``nnlint lsp``: a language server (pygls) with diagnostics and quick fixes.
+
+Diagnostics on open, save and (debounced) change; a quick fix per diagnostic
+that has one; a ``source.fixAll.nnlint`` action that applies all safe fixes.
+The project's ``[tool.nnlint]`` configuration applies as on the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from nnlint import __version__
+from nnlint.api import lint_text
+from nnlint.catalogue import rule_url
+from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
+from nnlint.engine.model import Finding, Fix
+from nnlint.engine.runner import LintRun
+from nnlint.engine.source import SourceFile
+
+DEBOUNCE_SECONDS = 0.3
+FIX_ALL = "source.fixAll.nnlint"
+
+
+class NnlintServer(LanguageServer):
+    """The server; keeps the last lint of each open document."""
+
+    def __init__(self) -> None:
+        super().__init__("nnlint", __version__)
+        self.pending: dict[str, asyncio.Task] = {}
+        self.runs: dict[str, tuple[int | None, LintRun]] = {}
+
+
+server = NnlintServer()
+
+
+@lru_cache(maxsize=64)
+def _config_for(directory: str) -> Config:
+    found = find_config_file(Path(directory))
+    if found is None:
+        return Config(root=Path(directory))
+    try:
+        return load_config(found)
+    except ConfigError:
+        return Config(root=Path(directory))
+
+
+def _lint(ls: NnlintServer, uri: str) -> LintRun:
+    document = ls.workspace.get_text_document(uri)
+    cached = ls.runs.get(uri)
+    if cached is not None and cached[0] == document.version and document.version is not None:
+        return cached[1]
+    path = to_fs_path(uri) or "untitled.py"
+    run = lint_text(document.source, filename=path, config=_config_for(str(Path(path).parent)))
+    ls.runs[uri] = (document.version, run)
+    return run
+
+
+def _utf16_column(line: str, column: int) -> int:
+    return len(line[:column].encode("utf-16-le")) // 2
+
+
+def _position(source: SourceFile, row: int, column: int) -> lsp.Position:
+    return lsp.Position(line=max(row - 1, 0), character=_utf16_column(source.line(row), column))
+
+
+def _range(source: SourceFile, finding: Finding) -> lsp.Range:
+    span = finding.span
+    return lsp.Range(
+        start=_position(source, span.row, span.column), end=_position(source, span.end_row, span.end_column)
+    )
+
+
+def _diagnostic(source: SourceFile, finding: Finding) -> lsp.Diagnostic:
+    url = rule_url(finding.code)
+    return lsp.Diagnostic(
+        range=_range(source, finding),
+        message=finding.message,
+        severity=lsp.DiagnosticSeverity.Warning,
+        code=finding.code,
+        code_description=lsp.CodeDescription(href=url) if url else None,
+        source="nnlint",
+        data={"fixable": finding.fix is not None},
+    )
+
+
+def _publish(ls: NnlintServer, uri: str) -> None:
+    run = _lint(ls, uri)
+    source = next(iter(run.sources.values()))
+    diagnostics = [_diagnostic(source, finding) for finding in run.findings]
+    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+
+
+async def _publish_later(ls: NnlintServer, uri: str) -> None:
+    await asyncio.sleep(DEBOUNCE_SECONDS)
+    ls.pending.pop(uri, None)
+    _publish(ls, uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: NnlintServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    _publish(ls, params.text_document.uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: NnlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
+    _config_for.cache_clear()  # a saved pyproject.toml may have changed the configuration
+    ls.runs.pop(params.text_document.uri, None)
+    _publish(ls, params.text_document.uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+async def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    previous = ls.pending.pop(uri, None)
+    if previous is not None:
+        previous.cancel()
+    ls.pending[uri] = asyncio.ensure_future(_publish_later(ls, uri))
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: NnlintServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    ls.runs.pop(uri, None)
+    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+
+def _text_edits(source: SourceFile, new_text: str) -> list[lsp.TextEdit]:
+    from nnlint.fixes.apply import text_edits
+
+    edits = []
+    for edit in text_edits(source, new_text):
+        start, end = edit["location"], edit["end_location"]
+        edits.append(
+            lsp.TextEdit(
+                range=lsp.Range(
+                    start=_position(source, start["row"], start["column"] - 1),
+                    end=_position(source, end["row"], end["column"] - 1),
+                ),
+                new_text=edit["content"],
+            )
+        )
+    return edits
+
+
+def _fixed_by(source: SourceFile, fix: Fix) -> str | None:
+    from nnlint.fixes.transform import FixError, apply_fixes
+
+    try:
+        text, applied = apply_fixes(source.text, [fix])
+    except FixError:
+        return None
+    return text if applied else None
+
+
+def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:
+    return (a.start.line, a.start.character) <= (b.end.line, b.end.character) and (
+        b.start.line,
+        b.start.character,
+    ) <= (a.end.line, a.end.character)
+
+
+@server.feature(
+    lsp.TEXT_DOCUMENT_CODE_ACTION,
+    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=False),
+)
+def code_action(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    uri = params.text_document.uri
+    run = _lint(ls, uri)
+    source = next(iter(run.sources.values()))
+    wanted = params.context.only
+    actions: list[lsp.CodeAction] = []
+    if not wanted or any(kind.startswith(lsp.CodeActionKind.QuickFix) for kind in wanted):
+        actions.extend(_quick_fixes(uri, run, source, params.range))
+    if not wanted or any(FIX_ALL.startswith(kind) for kind in wanted):
+        fix_all = _fix_all(uri, run, source)
+        if fix_all is not None:
+            actions.append(fix_all)
+    return actions
+
+
+def _quick_fixes(uri: str, run: LintRun, source: SourceFile, requested: lsp.Range) -> list[lsp.CodeAction]:
+    actions = []
+    for finding in run.findings:
+        if finding.fix is None or not _overlaps(_range(source, finding), requested):
+            continue
+        fixed = _fixed_by(source, finding.fix)
+        if fixed is None:
+            continue
+        unsafe = " (unsafe)" if finding.fix.applicability == "unsafe" else ""
+        actions.append(
+            lsp.CodeAction(
+                title=f"nnlint ({finding.code}): {finding.fix.message}{unsafe}",
+                kind=lsp.CodeActionKind.QuickFix,
+                diagnostics=[_diagnostic(source, finding)],
+                edit=lsp.WorkspaceEdit(changes={uri: _text_edits(source, fixed)}),
+                is_preferred=finding.fix.applicability == "safe",
+            )
+        )
+    return actions
+
+
+def _fix_all(uri: str, run: LintRun, source: SourceFile) -> lsp.CodeAction | None:
+    from nnlint.fixes.apply import fix_run
+
+    outcomes = fix_run(run, unsafe=False)
+    if not outcomes or not outcomes[0].changed:
+        return None
+    return lsp.CodeAction(
+        title="nnlint: fix all safely fixable issues",
+        kind=FIX_ALL,
+        edit=lsp.WorkspaceEdit(changes={uri: _text_edits(source, outcomes[0].fixed_text)}),
+    )
+
+
+def start() -> None:
+    """Serve over stdio."""
+    server.start_io()
