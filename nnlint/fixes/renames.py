@@ -6,9 +6,12 @@ convert checkpoints saved before the fix. Commit it with the fixed code.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from nnlint import __version__
@@ -34,8 +37,30 @@ def load(path: Path) -> dict:
     return data
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise writers (LibCST's codemod tool fixes files in parallel processes)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks, writes stay atomic
+        yield
+        return
+    digest = hashlib.sha1(str(path.resolve()).encode(), usedforsecurity=False).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"nnlint-renames-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def record(path: Path, file: str, changes: list[tuple[str, StateDictChange]]) -> None:
-    """Merge the changes of one fixed file into the record (written atomically)."""
+    """Merge the changes of one fixed file into the record (locked, written atomically)."""
+    with _locked(path):
+        _merge(path, file, changes)
+
+
+def _merge(path: Path, file: str, changes: list[tuple[str, StateDictChange]]) -> None:
     data = load(path)
     data["nnlint"] = __version__
     classes = data["classes"]
