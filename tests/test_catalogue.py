@@ -70,15 +70,21 @@ def test_runtime_examples_are_found_by_running_them(code: str, tmp_path) -> None
 @pytest.mark.torch
 @pytest.mark.parametrize("code", STATIC_CODES)
 def test_examples_behave_as_the_page_says(code: str) -> None:
+    import warnings
+
     from runtime_helpers import eval_is_deterministic, module_from_source, outputs, same_weights, torch
 
     example = examples(code)
     torch.manual_seed(0)
     x = eval(_example_input(code), {"torch": torch})
-    bad = module_from_source(example.bad, f"{code}_bad").Model()
+    bad_class = module_from_source(example.bad, f"{code}_bad").Model
     good = module_from_source(example.fixed, f"{code}_fixed").Model()
-    if not code.startswith("NN2"):
-        same_weights(bad, good)
+    if code == "NN305":
+        with pytest.raises(AttributeError, match=re.escape("cannot assign module before Module.__init__")):
+            bad_class()
+        assert outputs(good, x, False).shape == (2, 2)
+        return
+    bad = bad_class()
     if code.startswith("NN2"):
         # the layer computes what the hand-made tensors did, once the state_dict is migrated
         (finding,) = findings(example.bad)
@@ -86,6 +92,23 @@ def test_examples_behave_as_the_page_says(code: str) -> None:
         good.load_state_dict({renames.get(k, k): v for k, v in bad.state_dict().items()}, strict=True)
         for train in (False, True):
             assert torch.allclose(outputs(bad, x, train), outputs(good, x, train), atol=1e-6)
+        return
+    same_weights(bad, good)
+    if code == "NN403":
+        # the implicit dim of a 3-d input is 0: probabilities sum to one across the batch
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wrong = outputs(bad, x, False)
+        assert torch.allclose(wrong.sum(0), torch.ones(3, 5))
+        assert torch.allclose(outputs(good, x, False).sum(-1), torch.ones(2, 3))
+    elif code == "NN405":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            old = outputs(bad, x, False)
+        assert any("deprecated" in str(w.message) for w in caught)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert torch.equal(old, outputs(good, x, False))
     elif code == "NN103":
         # eval is unchanged; in training the fixed layer uses batch statistics and updates the running ones
         assert torch.allclose(outputs(bad, x, False), outputs(good, x, False))

@@ -63,6 +63,14 @@ class ReplaceStatement:
 
 
 @dataclass(frozen=True)
+class InsertStatementBefore:
+    """Insert ``code`` (statements) before the simple or compound statement at ``statement``."""
+
+    statement: Span
+    code: str
+
+
+@dataclass(frozen=True)
 class RemoveStatement:
     """Remove a simple statement; comment lines above it stay."""
 
@@ -85,14 +93,14 @@ class AddImport:
 
 
 ArgumentEdit = AddKeywordArgument | ReplaceArgument | GuardArgumentWithTraining
-Edit = ArgumentEdit | ReplaceStatement | RemoveStatement | ReplaceExpression | AddImport
+Edit = ArgumentEdit | ReplaceStatement | InsertStatementBefore | RemoveStatement | ReplaceExpression | AddImport
 
 
 def edit_span(edit: Edit) -> Span | None:
     """The source range an edit rewrites (None for imports)."""
     if isinstance(edit, (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)):
         return edit.call
-    if isinstance(edit, (ReplaceStatement, RemoveStatement)):
+    if isinstance(edit, (ReplaceStatement, RemoveStatement, InsertStatementBefore)):
         return edit.statement
     if isinstance(edit, ReplaceExpression):
         return edit.expression

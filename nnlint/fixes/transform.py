@@ -14,6 +14,7 @@ from nnlint.engine.model import (
     Edit,
     Fix,
     GuardArgumentWithTraining,
+    InsertStatementBefore,
     RemoveStatement,
     ReplaceArgument,
     ReplaceExpression,
@@ -134,6 +135,10 @@ class SourceEditor(cst.CSTTransformer):
         result: list = []
         carried: list[cst.EmptyLine] = []  # comment lines of removed statements
         for original, node in zip(originals, updated, strict=True):
+            for fix, insert in self._inserts(original):
+                statements = list(cst.parse_module(insert.code).body)
+                result.extend(statements)
+                self._mark(fix)
             edits = []
             if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
                 edits = self._pending(original.body[0], (ReplaceStatement, RemoveStatement))
@@ -158,6 +163,11 @@ class SourceEditor(cst.CSTTransformer):
             statements[0] = statements[0].with_changes(leading_lines=leading)
             result.extend(statements)
         return result
+
+    def _inserts(self, original: cst.CSTNode) -> list[tuple[Fix, InsertStatementBefore]]:
+        """Insertions before this statement (matched on its first small statement, or itself)."""
+        anchor = original.body[0] if isinstance(original, cst.SimpleStatementLine) and original.body else original
+        return self._pending(anchor, (InsertStatementBefore,))  # type: ignore[return-value]
 
     def _add_imports(self, body: list) -> list:
         codes = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nnlint.rules.base import Rule
+from nnlint.rules.call_correctness import DeprecatedFunctional, SoftmaxWithoutDim
 from nnlint.rules.manual_weights import (
     ManualConv,
     ManualConvTranspose,
@@ -11,6 +12,7 @@ from nnlint.rules.manual_weights import (
     ManualNorm,
     ManualPReLU,
 )
+from nnlint.rules.registration import MissingSuperInit
 from nnlint.rules.runtime_only import EvalNotDeterministic, LayerBuiltInForward, PlainTensorAttribute
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
@@ -36,6 +38,9 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ManualPReLU,
     LayerBuiltInForward,
     PlainTensorAttribute,
+    MissingSuperInit,
+    SoftmaxWithoutDim,
+    DeprecatedFunctional,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

@@ -1,0 +1,77 @@
+"""NN4xx: torch.nn calls that are wrong or deprecated (signatures from the generated torch facts)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+from nnlint import torch_facts
+from nnlint.engine.context import CallSite, find_argument
+from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
+from nnlint.rules.base import Rule
+
+F = "torch.nn.functional"
+SOFTMAX_FUNCTIONS = frozenset(f"{F}.{name}" for name in ("softmax", "log_softmax", "softmin"))
+SOFTMAX_LAYERS = frozenset(f"torch.nn.{name}" for name in ("Softmax", "LogSoftmax", "Softmin"))
+#: deprecated functional -> (replacement in torch.nn.functional, keywords to add). All of these warn
+#: in the torch the facts come from (a test checks it). ``F.sigmoid``/``F.tanh`` are not here: their
+#: deprecation was withdrawn (no warning, not documented as deprecated in torch 2.x).
+DEPRECATED = {
+    f"{F}.upsample": ("interpolate", ()),
+    f"{F}.upsample_nearest": ("interpolate", (("mode", '"nearest"'),)),
+    f"{F}.upsample_bilinear": ("interpolate", (("mode", '"bilinear"'), ("align_corners", "True"))),
+}
+
+
+class SoftmaxWithoutDim(Rule):
+    code = "NN403"
+    name = "softmax-without-dim"
+    summary = "`F.softmax`/`log_softmax`/`softmin` or `nn.Softmax()` without `dim`"
+    calls = SOFTMAX_FUNCTIONS | SOFTMAX_LAYERS
+
+    def check_call(self, site: CallSite) -> Iterable[Finding]:
+        argument = find_argument(site.node, torch_facts.signature(site.qualname), "dim")
+        if argument.unknown:
+            return
+        value = argument.value
+        if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
+            return
+        yield site.finding(
+            self.code,
+            f"`{site.short_name}` without `dim` picks the dimension from the input's rank (deprecated): "
+            "for batched input it is usually the wrong one; pass `dim=` (e.g. `dim=-1`)",
+        )
+
+
+class DeprecatedFunctional(Rule):
+    code = "NN405"
+    name = "deprecated-functional"
+    summary = (
+        "`F.sigmoid`, `F.tanh`, `F.upsample*`: deprecated aliases of `torch.sigmoid`, `torch.tanh`, `F.interpolate`"
+    )
+    fix = "sometimes"
+    calls = frozenset(DEPRECATED)
+
+    def check_call(self, site: CallSite) -> Iterable[Finding]:
+        replacement, keywords = DEPRECATED[site.qualname]
+        yield site.finding(
+            self.code,
+            f"`{site.short_name}` is deprecated (it warns at every call); use `F.{replacement}`"
+            + (f" with {', '.join(f'{k}={v}' for k, v in keywords)}" if keywords else ""),
+            fix=_deprecated_fix(site, replacement, keywords),
+        )
+
+
+def _deprecated_fix(site: CallSite, replacement: str, keywords: tuple[tuple[str, str], ...]) -> Fix | None:
+    func = site.node.func
+    if not isinstance(func, ast.Attribute):
+        return None  # ``from torch.nn.functional import upsample``: the new name is not imported
+    callee = f"{site.file.text_of(func.value)}.{replacement}"
+    for keyword, _ in keywords:
+        if any(k.arg == keyword for k in site.node.keywords):
+            return None
+    call = site.file.span(site.node)
+    edits: list[Edit] = [ReplaceExpression(site.file.span(func), callee)]
+    edits.extend(AddKeywordArgument(call, keyword, value) for keyword, value in keywords)
+    added = "".join(f", {keyword}={value}" for keyword, value in keywords)
+    return Fix("safe", f"Use `{callee}(...{added})`", tuple(edits))

@@ -1,0 +1,124 @@
+"""NN305, NN403, NN405: positives, negatives and exact fixes."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from nnlint.api import findings, fix_text
+from nnlint.rules.call_correctness import DEPRECATED
+
+from conftest import found, module_source
+
+
+def method(body: str) -> str:
+    indented = "\n".join("        " + line for line in body.strip("\n").splitlines())
+    return module_source(f"class M(nn.Module):\n    def forward(self, x):\n{indented}\n")
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["F.softmax(x)", "F.log_softmax(x)", "F.softmin(x, dim=None)", "nn.Softmax()(x)", "nn.LogSoftmax(None)(x)"],
+)
+def test_nn403_reports(call: str) -> None:
+    assert found(method(f"return {call}")) == [("NN403", 8)]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "F.softmax(x, dim=-1)",
+        "F.softmax(x, -1)",
+        "F.log_softmax(x, self.dim)",
+        "nn.Softmax(dim=1)(x)",
+        "nn.Softmax(1)(x)",
+        "F.softmax(x, **options)",
+        "torch.softmax(x, -1)",
+        "x.softmax(-1)",
+    ],
+)
+def test_nn403_negatives(call: str) -> None:
+    assert found(method(f"return {call}")) == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("F.upsample(x, scale_factor=2)", "F.interpolate(x, scale_factor=2)"),
+        ("F.upsample(x, None, 2, 'bilinear')", "F.interpolate(x, None, 2, 'bilinear')"),
+        ("F.upsample_nearest(x, size=4)", 'F.interpolate(x, size=4, mode="nearest")'),
+        (
+            "nn.functional.upsample_bilinear(x, scale_factor=2)",
+            'nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)',
+        ),
+    ],
+)
+def test_nn405_fix(before: str, after: str) -> None:
+    text = method(f"return {before}")
+    assert found(text) == [("NN405", 8)]
+    assert fix_text(text) == method(f"return {after}")
+
+
+def test_nn405_without_fix_and_negatives() -> None:
+    imported = module_source(
+        "from torch.nn.functional import upsample\n\n\nclass M(nn.Module):\n"
+        "    def forward(self, x):\n        return upsample(x, scale_factor=2)\n"
+    )
+    (finding,) = findings(imported)
+    assert finding.code == "NN405" and finding.fix is None
+    assert found(method("return F.sigmoid(x) + F.tanh(x) + F.interpolate(x, scale_factor=2)")) == []
+
+
+@pytest.mark.torch
+def test_nn405_list_matches_installed_torch() -> None:
+    """Every function NN405 reports warns when called, and F.sigmoid/F.tanh do not."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    x = torch.randn(1, 1, 2, 2)
+    for qualname in DEPRECATED:
+        function = getattr(F, qualname.rsplit(".", 1)[1])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            function(x, scale_factor=2)
+        assert any("deprecated" in str(w.message) for w in caught), qualname
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        F.sigmoid(x)
+        F.tanh(x)
+
+
+INIT = """
+class M(nn.Module):
+    def __init__(self, d=4):
+{body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("        self.fc = nn.Linear(d, d)", [("NN305", 7)]),
+        ("        self.d = d", [("NN305", 7)]),
+        ("        super().__init__()\n        self.fc = nn.Linear(d, d)", []),
+        ("        super(M, self).__init__()\n        self.fc = nn.Linear(d, d)", []),
+        ("        nn.Module.__init__(self)\n        self.fc = nn.Linear(d, d)", []),
+        ("        if d:\n            super().__init__()\n        self.d = d", []),
+        ("        pass", []),
+    ],
+)
+def test_nn305(body: str, expected: list[tuple[str, int]]) -> None:
+    assert found(module_source(INIT.format(body=body))) == expected
+
+
+def test_nn305_fix_after_docstring_and_unsafe_for_other_bases() -> None:
+    text = module_source(
+        'class Base(nn.Module):\n    def __init__(self, d):\n        """Doc."""\n'
+        "        # keep me\n        self.fc = nn.Linear(d, d)\n\n\n"
+        "class Child(Base):\n    def __init__(self):\n        self.extra = 1\n"
+    )
+    safe = fix_text(text)
+    assert '        """Doc."""\n        super().__init__()\n        # keep me\n        self.fc' in safe
+    assert "    def __init__(self):\n        self.extra = 1" in safe  # Base(d) may need arguments: unsafe
+    assert "    def __init__(self):\n        super().__init__()\n        self.extra = 1" in fix_text(text, unsafe=True)
