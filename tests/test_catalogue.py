@@ -67,59 +67,91 @@ def test_runtime_examples_are_found_by_running_them(code: str, tmp_path) -> None
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
 
 
+def _behaves_like_registered(code, bad, good, x, torch, outputs) -> None:
+    """NN302/NN303: same values, but only the fixed module registers them."""
+    assert torch.allclose(outputs(bad, x, False), outputs(good, x, False))
+    hidden = 3 * (8 * 8 + 8) if code == "NN302" else 2 * 8
+    assert sum(p.numel() for p in good.parameters()) == sum(p.numel() for p in bad.parameters()) + hidden
+    assert len(good.state_dict()) > len(bad.state_dict())
+
+
+def _behaves_like_migrated(code, bad, good, x, torch, outputs) -> None:
+    """NN2xx: the layer computes what the hand-made tensors did, once the state_dict is migrated."""
+    (finding,) = findings(examples(code).bad)
+    renames = dict(finding.fix.state_dict.renames)
+    good.load_state_dict({renames.get(k, k): v for k, v in bad.state_dict().items()}, strict=True)
+    for train in (False, True):
+        assert torch.allclose(outputs(bad, x, train), outputs(good, x, train), atol=1e-6)
+
+
+def _behaves_with_dim(bad, good, x, torch, outputs) -> None:
+    """NN403: the implicit dim of a 3-d input is 0: probabilities sum to one across the batch."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = outputs(bad, x, False)
+    assert torch.allclose(wrong.sum(0), torch.ones(3, 5))
+    assert torch.allclose(outputs(good, x, False).sum(-1), torch.ones(2, 3))
+
+
+def _behaves_without_warning(bad, good, x, torch, outputs) -> None:
+    """NN405: identical output, and only the old call warns."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = outputs(bad, x, False)
+    assert any("deprecated" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(old, outputs(good, x, False))
+
+
+def _behaves_with_batch_statistics(bad, good, x, torch, outputs) -> None:
+    """NN103: eval unchanged; in training the fixed layer uses batch statistics and updates the running ones."""
+    assert torch.allclose(outputs(bad, x, False), outputs(good, x, False))
+    outputs(bad, x, True)
+    outputs(good, x, True)
+    assert torch.equal(bad.running_mean, torch.zeros(4))
+    assert not torch.equal(good.running_mean, torch.zeros(4))
+    assert torch.allclose(outputs(good, x, True).mean(0), torch.zeros(4), atol=1e-5)
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("code", STATIC_CODES)
 def test_examples_behave_as_the_page_says(code: str) -> None:
-    import warnings
-
     from runtime_helpers import eval_is_deterministic, module_from_source, outputs, same_weights, torch
 
     example = examples(code)
     torch.manual_seed(0)
     x = eval(_example_input(code), {"torch": torch})
     bad_class = module_from_source(example.bad, f"{code}_bad").Model
+    torch.manual_seed(0)
     good = module_from_source(example.fixed, f"{code}_fixed").Model()
     if code == "NN305":
         with pytest.raises(AttributeError, match=re.escape("cannot assign module before Module.__init__")):
             bad_class()
         assert outputs(good, x, False).shape == (2, 2)
         return
+    torch.manual_seed(0)
     bad = bad_class()
-    if code.startswith("NN2"):
-        # the layer computes what the hand-made tensors did, once the state_dict is migrated
-        (finding,) = findings(example.bad)
-        renames = dict(finding.fix.state_dict.renames)
-        good.load_state_dict({renames.get(k, k): v for k, v in bad.state_dict().items()}, strict=True)
-        for train in (False, True):
-            assert torch.allclose(outputs(bad, x, train), outputs(good, x, train), atol=1e-6)
-        return
-    same_weights(bad, good)
-    if code == "NN403":
-        # the implicit dim of a 3-d input is 0: probabilities sum to one across the batch
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wrong = outputs(bad, x, False)
-        assert torch.allclose(wrong.sum(0), torch.ones(3, 5))
-        assert torch.allclose(outputs(good, x, False).sum(-1), torch.ones(2, 3))
+    if code in ("NN302", "NN303"):
+        _behaves_like_registered(code, bad, good, x, torch, outputs)
+    elif code.startswith("NN2"):
+        _behaves_like_migrated(code, bad, good, x, torch, outputs)
+    elif code == "NN403":
+        same_weights(bad, good)
+        _behaves_with_dim(bad, good, x, torch, outputs)
     elif code == "NN405":
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            old = outputs(bad, x, False)
-        assert any("deprecated" in str(w.message) for w in caught)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert torch.equal(old, outputs(good, x, False))
+        same_weights(bad, good)
+        _behaves_without_warning(bad, good, x, torch, outputs)
     elif code == "NN103":
-        # eval is unchanged; in training the fixed layer uses batch statistics and updates the running ones
-        assert torch.allclose(outputs(bad, x, False), outputs(good, x, False))
-        outputs(bad, x, True)
-        outputs(good, x, True)
-        assert torch.equal(bad.running_mean, torch.zeros(4))
-        assert not torch.equal(good.running_mean, torch.zeros(4))
-        train_out = outputs(good, x, True)
-        assert torch.allclose(train_out.mean(0), torch.zeros(4), atol=1e-5)
+        same_weights(bad, good)
+        _behaves_with_batch_statistics(bad, good, x, torch, outputs)
     else:
         # training is unchanged; eval stops dropping
+        same_weights(bad, good)
         assert torch.equal(outputs(bad, x, True), outputs(good, x, True))
         assert not eval_is_deterministic(bad, x)
         assert eval_is_deterministic(good, x)

@@ -163,6 +163,8 @@ class Finding:
     noqa_row: int | None = None
     #: The class whose being an nn.Module the finding depends on (checked project-wide).
     module_class: str | None = None
+    #: Further classes that must be nn.Modules for the finding to hold (e.g. a list's elements).
+    also_modules: tuple[str, ...] = ()
 
     @property
     def row(self) -> int:

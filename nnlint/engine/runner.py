@@ -227,4 +227,5 @@ def applicable_findings(findings: Iterable[Finding], index: ProjectIndex, settin
         for finding in findings
         if settings.reports(finding.code, finding.path)
         and (finding.module_class is None or index.is_module_class(finding.module_class))
+        and all(index.is_module_class(name) for name in finding.also_modules)
     ]

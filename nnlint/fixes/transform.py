@@ -105,10 +105,13 @@ class SourceEditor(cst.CSTTransformer):
                 self.failed.add(id(fix))
                 continue
             self._mark(fix)
-        return self._replace_expression(original_node, node)
+        return node
 
-    def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
-        return self._replace_expression(original_node, updated_node)
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        result = super().on_leave(original_node, updated_node)
+        if isinstance(original_node, cst.BaseExpression) and isinstance(result, cst.BaseExpression):
+            return self._replace_expression(original_node, result)
+        return result  # type: ignore[return-value]
 
     def _replace_expression(self, original: cst.BaseExpression, node: cst.BaseExpression) -> cst.BaseExpression:
         for fix, edit in self._pending(original, (ReplaceExpression,)):
@@ -116,6 +119,17 @@ class SourceEditor(cst.CSTTransformer):
             replacement = cst.parse_expression(edit.code)
             node = replacement.with_changes(lpar=original.lpar, rpar=original.rpar)
             self._mark(fix)
+        if original.lpar and len(original.lpar) == len(original.rpar):
+            # ast counts a tuple's own parentheses in its span, LibCST does not
+            position = self.get_metadata(PositionProvider, original)
+            depth = len(original.lpar)
+            wide = Span(
+                position.start.line, position.start.column - depth, position.end.line, position.end.column + depth
+            )
+            for fix, edit in [(f, e) for f, e in self.edits.get(wide, []) if isinstance(e, ReplaceExpression)]:
+                self.edits[wide].remove((fix, edit))
+                node = cst.parse_expression(edit.code)  # type: ignore[union-attr]
+                self._mark(fix)
         return node
 
     # -- statements ------------------------------------------------------------

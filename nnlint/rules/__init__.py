@@ -12,7 +12,7 @@ from nnlint.rules.manual_weights import (
     ManualNorm,
     ManualPReLU,
 )
-from nnlint.rules.registration import MissingSuperInit
+from nnlint.rules.registration import MissingSuperInit, ModulesInPlainContainer, ParametersInPlainContainer
 from nnlint.rules.runtime_only import EvalNotDeterministic, LayerBuiltInForward, PlainTensorAttribute
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
@@ -37,6 +37,8 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ManualEmbedding,
     ManualPReLU,
     LayerBuiltInForward,
+    ModulesInPlainContainer,
+    ParametersInPlainContainer,
     PlainTensorAttribute,
     MissingSuperInit,
     SoftmaxWithoutDim,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from nnlint.engine.model import (
-    AddImport,
     Edit,
     Fix,
     RemoveStatement,
@@ -13,7 +12,7 @@ from nnlint.engine.model import (
     ReplaceStatement,
     StateDictChange,
 )
-from nnlint.engine.names import Scope
+from nnlint.rules.common import nn_alias
 from nnlint.rules.manual_weights.creation import Init
 from nnlint.rules.manual_weights.layers import LAYER_DEFAULT_INIT, BuildContext, NoFix, Plan
 from nnlint.rules.manual_weights.tensors import external_uses
@@ -57,24 +56,6 @@ def layer_statement(target: str, callee: str, arguments: list[str], column: int)
         return flat
     body = "".join(f"    {argument},\n" for argument in arguments)
     return f"{target} = {callee}(\n{body})"
-
-
-def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
-    """How the file refers to ``torch.nn`` (reusing its alias), and the import to add if it cannot."""
-    root = scope
-    while root.parent is not None:
-        root = root.parent
-    torch_name = None
-    for name, origin in root.bindings.items():
-        if origin == "torch.nn":
-            return name, None
-        if origin == "torch":
-            torch_name = name
-    if torch_name is not None:
-        return f"{torch_name}.nn", None
-    alias = "nn" if "nn" not in root.bindings else "torch_nn"
-    statement = "import torch.nn as nn" if alias == "nn" else "import torch.nn as torch_nn"
-    return alias, AddImport(statement)
 
 
 def render_init(nn: str, target: str, init: Init) -> str | None:

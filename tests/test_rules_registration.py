@@ -1,0 +1,116 @@
+"""NN302/NN303: modules and parameters in plain containers."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnlint.api import fix_text
+
+from conftest import found, module_source
+
+
+def init(body: str) -> str:
+    indented = "\n".join("        " + line for line in body.strip("\n").splitlines())
+    return module_source(f"class M(nn.Module):\n    def __init__(self, n=2):\n        super().__init__()\n{indented}\n")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "fixed"),
+    [
+        (
+            "self.layers = [nn.Linear(4, 4), nn.Conv2d(3, 3, 1)]",
+            "NN302",
+            "nn.ModuleList([nn.Linear(4, 4), nn.Conv2d(3, 3, 1)])",
+        ),
+        (
+            "self.layers = [nn.Linear(4, 4) for _ in range(n)]",
+            "NN302",
+            "nn.ModuleList([nn.Linear(4, 4) for _ in range(n)])",
+        ),
+        (
+            "self.layers = (nn.Linear(4, 4), nn.Dropout(0.1))",
+            "NN302",
+            "nn.ModuleList([nn.Linear(4, 4), nn.Dropout(0.1)])",
+        ),
+        ('self.heads = {"a": nn.Linear(4, 2)}', "NN302", 'nn.ModuleDict({"a": nn.Linear(4, 2)})'),
+        (
+            'self.heads = {f"h{i}": nn.Linear(4, 2) for i in range(n)}',
+            "NN302",
+            'nn.ModuleDict({f"h{i}": nn.Linear(4, 2) for i in range(n)})',
+        ),
+        (
+            "self.ws = [nn.Parameter(torch.ones(4)) for _ in range(n)]",
+            "NN303",
+            "nn.ParameterList([nn.Parameter(torch.ones(4)) for _ in range(n)])",
+        ),
+        (
+            'self.ws = {"a": nn.Parameter(torch.ones(4))}',
+            "NN303",
+            'nn.ParameterDict({"a": nn.Parameter(torch.ones(4))})',
+        ),
+    ],
+)
+def test_reported_and_fixed(body: str, expected: str, fixed: str) -> None:
+    text = init(body)
+    assert found(text) == [(expected, 9)]
+    value = body.split(" = ", 1)[1]
+    assert fix_text(text) == text.replace(f"= {value}", f"= {fixed}")
+
+
+def test_filled_by_append_and_subscript() -> None:
+    text = init(
+        """
+self.blocks = []
+for _ in range(n):
+    self.blocks.append(nn.Linear(4, 4))
+self.by_name = {}
+for name in ("a", "b"):
+    self.by_name[name] = nn.Linear(4, 4)
+"""
+    )
+    assert found(text) == [("NN302", 9), ("NN302", 12)]
+    fixed = fix_text(text)
+    assert "self.blocks = nn.ModuleList()\n" in fixed and "self.by_name = nn.ModuleDict()\n" in fixed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'self.names = ["a", "b"]',
+        "self.sizes = [1, 2, 3]",
+        "self.masks = [torch.ones(3), torch.zeros(3)]",
+        "self.mixed = [nn.Linear(4, 4), 3]",
+        "self.parts = [nn.Linear(4, 4), nn.ReLU()]\nself.seq = nn.Sequential(*self.parts)",
+        "self.parts = [nn.Linear(4, 4)]\nself.wrapped = nn.ModuleList(self.parts)",
+        "self.parts = [nn.Linear(4, 4)]\nfor i, part in enumerate(self.parts):\n    self.add_module(f'part{i}', part)",
+        'self.losses = {"ce": nn.CrossEntropyLoss(), "l1": nn.L1Loss()}',
+        "self.acts = [nn.ReLU(), nn.GELU()]",
+        "self.layers = nn.ModuleList([nn.Linear(4, 4)])",
+        "self.register_buffer('mask', torch.ones(3))",
+    ],
+)
+def test_not_reported(body: str) -> None:
+    assert found(init(body)) == []
+
+
+def test_weighted_loss_is_reported() -> None:
+    assert found(init('self.losses = {"ce": nn.CrossEntropyLoss(weight=torch.ones(3))}')) == [("NN302", 9)]
+
+
+def test_dict_with_non_string_keys_has_no_fix() -> None:
+    from nnlint.api import findings
+
+    (finding,) = findings(init("self.by_id = {1: nn.Linear(4, 4)}"))
+    assert finding.fix is None and "needs string keys" in finding.message
+
+
+def test_element_class_must_be_a_module_project_wide(tmp_path) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "a.py").write_text(
+        "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    pass\n\n\nclass Config:\n    pass\n\n\n"
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.blocks = [Block(), Block()]\n        self.configs = [Config(), Config()]\n"
+    )
+    result = run_cli("check", "--output-format", "concise", "a.py", cwd=tmp_path)
+    assert [line.split(" ")[:2] for line in result.stdout.splitlines() if " NN" in line] == [["a.py:15:9:", "NN302"]]
