@@ -54,6 +54,12 @@ def nn_class_names() -> frozenset[str]:
 
 
 @cache
+def functional_names() -> frozenset[str]:
+    """Public callables of torch.nn.functional."""
+    return frozenset(_raw()["functional"])
+
+
+@cache
 def signature(qualified_name: str) -> Signature | None:
     """Signature of ``torch.nn.functional.X``, ``torch.X`` or ``torch.nn.X``."""
     facts = _raw()

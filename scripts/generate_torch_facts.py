@@ -88,7 +88,10 @@ def _functional() -> dict[str, list[list[Any]] | None]:
         obj = getattr(F, name)
         if name.startswith("_") or inspect.isclass(obj) or inspect.ismodule(obj):
             continue
-        if callable(obj) and getattr(obj, "__module__", None) in _FUNCTIONAL_MODULES:
+        if callable(obj) and hasattr(F, f"{name}_with_indices"):
+            # boolean_dispatch (max_pool2d...): the `_with_indices` variant has the full signature
+            functions[name] = _callable_params(getattr(F, f"{name}_with_indices"), name)
+        elif callable(obj) and getattr(obj, "__module__", None) in _FUNCTIONAL_MODULES:
             functions[name] = _callable_params(obj, name)
     return dict(sorted(functions.items()))
 

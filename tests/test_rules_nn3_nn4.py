@@ -122,3 +122,39 @@ def test_nn305_fix_after_docstring_and_unsafe_for_other_bases() -> None:
     assert '        """Doc."""\n        super().__init__()\n        # keep me\n        self.fc' in safe
     assert "    def __init__(self):\n        self.extra = 1" in safe  # Base(d) may need arguments: unsafe
     assert "    def __init__(self):\n        super().__init__()\n        self.extra = 1" in fix_text(text, unsafe=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("nn.Conv2d(in_channels=3, out_channels=16, padding=1)", "is missing the required argument `kernel_size`"),
+        ("nn.Conv2d(3)", "is missing the required arguments `out_channels`, `kernel_size`"),
+        ("F.max_pool2d(x)", "is missing the required argument `kernel_size`"),
+        ("nn.Linear(4, 4, biass=False)", "has no parameter `biass` (did you mean `bias`?)"),
+        ("nn.Linear(4, 4, True, None, None, 5)", "takes at most 5 positional arguments, got 6"),
+        ("F.relu(x, inplce=True)", "has no parameter `inplce` (did you mean `inplace`?)"),
+    ],
+)
+def test_nn402_reports(call: str, message: str) -> None:
+    (finding,) = findings(method(f"return {call}"))
+    assert finding.code == "NN402"
+    assert finding.message.endswith(message)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "nn.Conv2d(3, 16, 3, padding=1, bias=False, device='cpu')",
+        "nn.Sequential(nn.ReLU(), nn.ReLU(), nn.ReLU())",
+        "nn.Linear(*self.sizes)",
+        "nn.Linear(4, 4, **self.options)",
+        "F.max_pool2d(x, 2, return_indices=True)",
+        "F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False, antialias=True)",
+        "F.scaled_dot_product_attention(x, x, x, is_causal=True, scale=0.5)",
+        "F.cross_entropy(x, x, label_smoothing=0.1, ignore_index=-1)",
+        "nn.MultiheadAttention(8, 2, batch_first=True)",
+        "nn.LayerNorm(4, elementwise_affine=False, bias=False)",
+    ],
+)
+def test_nn402_negatives(call: str) -> None:
+    assert [f.code for f in findings(method(f"return {call}"))] == []

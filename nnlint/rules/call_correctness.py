@@ -75,3 +75,60 @@ def _deprecated_fix(site: CallSite, replacement: str, keywords: tuple[tuple[str,
     edits.extend(AddKeywordArgument(call, keyword, value) for keyword, value in keywords)
     added = "".join(f", {keyword}={value}" for keyword, value in keywords)
     return Fix("safe", f"Use `{callee}(...{added})`", tuple(edits))
+
+
+def _all_torch_callables() -> frozenset[str]:
+    """Every torch.nn class and functional whose signature the facts know."""
+    names = {f"torch.nn.{name}" for name in torch_facts.nn_class_names()}
+    names |= {f"{F}.{name}" for name in torch_facts.functional_names()}
+    return frozenset(name for name in names if torch_facts.signature(name) is not None)
+
+
+class BadTorchArguments(Rule):
+    code = "NN402"
+    name = "bad-torch-arguments"
+    summary = "A torch.nn constructor or torch.nn.functional call with a missing, unknown or extra argument"
+    calls = _all_torch_callables()
+
+    def check_call(self, site: CallSite) -> Iterable[Finding]:
+        signature = torch_facts.signature(site.qualname)
+        if signature is None:
+            return
+        problem = argument_problem(site.node, signature)
+        if problem is not None:
+            yield site.finding(self.code, f"`{site.short_name}` {problem}")
+
+
+def argument_problem(call: ast.Call, signature: torch_facts.Signature) -> str | None:
+    """What is wrong with the call's arguments, or None (also when ``*args``/``**kwargs`` hide them)."""
+    params = list(signature.params)
+    names = ["input" if p.name == "self" else p.name for p in params]
+    kinds = {p.kind for p in params}
+    starred = any(isinstance(arg, ast.Starred) for arg in call.args)
+    double_starred = any(keyword.arg is None for keyword in call.keywords)
+    positional = [name for name, p in zip(names, params, strict=True) if p.kind in ("pos_only", "pos_or_kw")]
+    if not starred and "var_pos" not in kinds and len(call.args) > len(positional):
+        return f"takes at most {len(positional)} positional arguments, got {len(call.args)}"
+    keyword_names = {name for name, p in zip(names, params, strict=True) if p.kind in ("pos_or_kw", "kw_only")}
+    for keyword in call.keywords:
+        if keyword.arg is not None and keyword.arg not in keyword_names and "var_kw" not in kinds:
+            return f"has no parameter `{keyword.arg}`{_suggestion(keyword.arg, keyword_names)}"
+    if starred or double_starred:
+        return None
+    given = set(positional[: len(call.args)]) | {keyword.arg for keyword in call.keywords}
+    missing = [
+        name
+        for name, p in zip(names, params, strict=True)
+        if not p.has_default and p.kind in ("pos_only", "pos_or_kw", "kw_only") and name not in given
+    ]
+    if missing:
+        listed = ", ".join(f"`{name}`" for name in missing)
+        return f"is missing the required argument{'s' if len(missing) > 1 else ''} {listed}"
+    return None
+
+
+def _suggestion(word: str, choices: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
