@@ -66,6 +66,17 @@ def _callable_params(func: Any, name: str) -> list[list[Any]] | None:
     return _params_from_signature(func) or _params_from_schema(name)
 
 
+def _nn_forwards() -> dict[str, list[list[Any]] | None]:
+    """``forward`` signatures (without ``self``) of the nn.Module subclasses torch.nn exports."""
+    from torch import nn
+
+    forwards: dict[str, list[list[Any]] | None] = {}
+    for name in _nn_classes():
+        cls = getattr(nn, name, None) or getattr(nn.modules, name, None) or getattr(nn.parallel, name)
+        forwards[name] = _params_from_signature(cls.forward, skip_self=True)
+    return dict(sorted(forwards.items()))
+
+
 def _nn_classes() -> dict[str, list[list[Any]] | None]:
     from torch import nn
 
@@ -109,6 +120,7 @@ def generate() -> dict[str, Any]:
     return {
         "torch_version": torch.__version__.split("+")[0],
         "nn_classes": _nn_classes(),
+        "nn_forwards": _nn_forwards(),
         "functional": _functional(),
         "torch_ops": _torch_ops(),
     }

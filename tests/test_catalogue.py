@@ -72,6 +72,8 @@ BUILD_FAILURES = {
     "NN305": (AttributeError, "cannot assign module before Module.__init__"),
     "NN402": (TypeError, "unexpected keyword argument 'biass'"),
 }
+#: rules whose bad example fails at its first forward pass
+CALL_FAILURES = {"NN401": (TypeError, "missing 1 required positional argument")}
 
 
 def _behaves_like_registered(code, bad, good, x, torch, outputs) -> None:
@@ -144,6 +146,12 @@ def test_examples_behave_as_the_page_says(code: str) -> None:
         return
     torch.manual_seed(0)
     bad = bad_class()
+    if code in CALL_FAILURES:
+        error, message = CALL_FAILURES[code]
+        with pytest.raises(error, match=re.escape(message)):
+            outputs(bad, x, False)
+        outputs(good, x, False)
+        return
     if code in ("NN302", "NN303"):
         _behaves_like_registered(code, bad, good, x, torch, outputs)
     elif code.startswith("NN2"):

@@ -158,3 +158,51 @@ def test_nn402_reports(call: str, message: str) -> None:
 )
 def test_nn402_negatives(call: str) -> None:
     assert [f.code for f in findings(method(f"return {call}"))] == []
+
+
+LAYERS = """
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 4)
+        self.attn = nn.MultiheadAttention(4, 2)
+        self.LayerNorm = nn.LayerNorm(4)
+        self.swapped = nn.ReLU()
+
+    def forward(self, x):
+        self.swapped = nn.GELU()
+        return {call}
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("self.relu()", "`self.relu` is an `nn.ReLU`: the call is missing the required argument `input`"),
+        ("self.fc(x, x)", "`self.fc` is an `nn.Linear`: the call takes at most 1 positional arguments, got 2"),
+        (
+            "self.attn(x)",
+            "`self.attn` is an `nn.MultiheadAttention`: the call is missing the required arguments `key`, `value`",
+        ),
+        ("self.fc(x, mask=x)", "`self.fc` is an `nn.Linear`: the call has no parameter `mask`"),
+    ],
+)
+def test_nn401_reports(call: str, message: str) -> None:
+    (finding,) = findings(module_source(LAYERS.format(call=call)))
+    assert (finding.code, finding.row, finding.message) == ("NN401", 17, message)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "self.relu(x)",
+        "self.fc(input=x)",
+        "self.attn(x, x, x, need_weights=False)",
+        "self.fc(*self.inputs)",
+        "nn.LayerNorm(4, eps=1e-6)(x) + self.LayerNorm(x)",
+        "self.swapped()",
+    ],
+)
+def test_nn401_negatives(call: str) -> None:
+    assert [f.code for f in findings(module_source(LAYERS.format(call=call)))] == []

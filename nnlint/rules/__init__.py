@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from nnlint.rules.base import Rule
-from nnlint.rules.call_correctness import BadTorchArguments, DeprecatedFunctional, SoftmaxWithoutDim
+from nnlint.rules.call_correctness import (
+    BadTorchArguments,
+    DeprecatedFunctional,
+    SoftmaxWithoutDim,
+    SubmoduleCallArity,
+)
 from nnlint.rules.manual_weights import (
     ManualConv,
     ManualConvTranspose,
@@ -41,6 +46,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ParametersInPlainContainer,
     PlainTensorAttribute,
     MissingSuperInit,
+    SubmoduleCallArity,
     BadTorchArguments,
     SoftmaxWithoutDim,
     DeprecatedFunctional,

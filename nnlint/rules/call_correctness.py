@@ -6,8 +6,9 @@ import ast
 from collections.abc import Iterable
 
 from nnlint import torch_facts
-from nnlint.engine.context import CallSite, find_argument
+from nnlint.engine.context import CallSite, ClassSite, find_argument
 from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
+from nnlint.engine.names import qualified_name
 from nnlint.rules.base import Rule
 
 F = "torch.nn.functional"
@@ -132,3 +133,68 @@ def _suggestion(word: str, choices: set[str]) -> str:
 
     close = difflib.get_close_matches(word, sorted(choices), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _layer_attributes(site: ClassSite) -> dict[str, str]:
+    """``self.<name> = nn.<Layer>(...)`` in ``__init__``: name -> layer class (assigned once, nowhere else)."""
+    methods = [node for node in site.node.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    init = next((m for m in methods if m.name == "__init__"), None)
+    if init is None or not init.args.args:
+        return {}
+    scope = site.method_scope(init)
+    layers: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for method in methods:
+        for node in ast.walk(method):
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+                    continue
+                name = target.attr
+                callee = qualified_name(node.value.func, scope) if isinstance(node.value, ast.Call) else None
+                if method is not init or name in layers or callee is None or not callee.startswith("torch.nn."):
+                    ambiguous.add(name)
+                    continue
+                layers[name] = callee.rsplit(".", 1)[1]
+    return {name: layer for name, layer in layers.items() if name not in ambiguous}
+
+
+class SubmoduleCallArity(Rule):
+    code = "NN401"
+    name = "submodule-call-arity"
+    summary = "A torch layer attribute called with arguments its forward does not take (`self.relu()`)"
+    checks_classes = True
+    triggers = frozenset({"__init__"})
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        layers = _layer_attributes(site)
+        if not layers:
+            return
+        for method in site.node.body:
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or not method.args.args:
+                continue
+            yield from self._check_method(site, method, method.args.args[0].arg, layers)
+
+    def _check_method(
+        self, site: ClassSite, method: ast.FunctionDef | ast.AsyncFunctionDef, self_name: str, layers: dict[str, str]
+    ) -> Iterable[Finding]:
+        for node in ast.walk(method):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == self_name
+                and node.func.attr in layers
+            ):
+                continue
+            layer = layers[node.func.attr]
+            signature = torch_facts.forward_signature(layer)
+            problem = argument_problem(node, signature) if signature is not None else None
+            if problem is not None:
+                yield site.finding(
+                    self.code,
+                    f"`{site.file.text_of(node.func)}` is an `nn.{layer}`: the call {problem}",
+                    node,
+                )
