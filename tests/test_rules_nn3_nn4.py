@@ -206,3 +206,50 @@ def test_nn401_reports(call: str, message: str) -> None:
 )
 def test_nn401_negatives(call: str) -> None:
     assert [f.code for f in findings(module_source(LAYERS.format(call=call)))] == []
+
+
+LOSSES = """
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.sm = nn.Softmax(dim=-1)
+        self.ce = nn.CrossEntropyLoss()
+        self.bce = nn.BCEWithLogitsLoss()
+
+    def forward(self, x, y):
+        logits = self.head(x)
+{body}
+"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "probs = F.softmax(logits, dim=-1)\nreturn F.cross_entropy(probs, y)",
+        "return self.ce(self.sm(logits), y)",
+        "return nn.CrossEntropyLoss()(logits.softmax(-1).float(), y)",
+        "p = torch.sigmoid(logits)\nreturn self.bce(p, y)",
+        "return F.binary_cross_entropy_with_logits(logits.sigmoid(), y)",
+        "return F.cross_entropy(F.log_softmax(logits, -1), y)",
+    ],
+)
+def test_nn404_reports(body: str) -> None:
+    indented = "\n".join("        " + line for line in body.splitlines())
+    assert [f.code for f in findings(module_source(LOSSES.format(body=indented)))] == ["NN404"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return F.cross_entropy(logits, y)",
+        "probs = F.softmax(logits, dim=-1)\nreturn F.cross_entropy(logits, y) + probs.sum()",
+        "q = F.softmax(logits, -1)\nq = logits\nreturn F.cross_entropy(q, y)",
+        "return F.nll_loss(F.log_softmax(logits, -1), y)",
+        "return self.bce(logits, y)",
+        "return F.softmax(x, dim=-1)",
+    ],
+)
+def test_nn404_negatives(body: str) -> None:
+    indented = "\n".join("        " + line for line in body.splitlines())
+    assert [f.code for f in findings(module_source(LOSSES.format(body=indented)))] == []

@@ -6,6 +6,7 @@ from nnlint.rules.base import Rule
 from nnlint.rules.call_correctness import (
     BadTorchArguments,
     DeprecatedFunctional,
+    LossOnProbabilities,
     SoftmaxWithoutDim,
     SubmoduleCallArity,
 )
@@ -49,6 +50,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     SubmoduleCallArity,
     BadTorchArguments,
     SoftmaxWithoutDim,
+    LossOnProbabilities,
     DeprecatedFunctional,
 )
 
