@@ -152,6 +152,14 @@ def test_examples_behave_as_the_page_says(code: str) -> None:
             outputs(bad, x, False)
         outputs(good, x, False)
         return
+    if code == "NN304":
+        # same output, but only the buffer follows .to(); state_dict is unchanged (non-persistent)
+        assert torch.equal(outputs(bad, x, False), outputs(good, x, False))
+        assert "causal" in dict(good.named_buffers()) and "causal" not in dict(bad.named_buffers())
+        assert good.state_dict().keys() == bad.state_dict().keys()
+        assert good.to(torch.float64).causal.dtype == torch.float64
+        assert bad.to(torch.float64).causal.dtype == torch.float32
+        return
     if code == "NN404":
         # the same logits, but the loss on probabilities is far from the real one and its gradient small
         same_weights(bad, good)

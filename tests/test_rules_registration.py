@@ -114,3 +114,37 @@ def test_element_class_must_be_a_module_project_wide(tmp_path) -> None:
     )
     result = run_cli("check", "--output-format", "concise", "a.py", cwd=tmp_path)
     assert [line.split(" ")[:2] for line in result.stdout.splitlines() if " NN" in line] == [["a.py:15:9:", "NN302"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "fixed"),
+    [
+        ("self.mask = torch.ones(4, 4)", 'self.register_buffer("mask", torch.ones(4, 4), persistent=False)'),
+        (
+            "self.causal = torch.tril(torch.ones(n, n)).bool()",
+            'self.register_buffer("causal", torch.tril(torch.ones(n, n)).bool(), persistent=False)',
+        ),
+        ("self.pos = torch.arange(16)", 'self.register_buffer("pos", torch.arange(16), persistent=False)'),
+        ("self.inv = 1 - torch.eye(n)", 'self.register_buffer("inv", 1 - torch.eye(n), persistent=False)'),
+        ("self.w = torch.zeros(3, requires_grad=True)", "self.w = nn.Parameter(torch.zeros(3, requires_grad=True))"),
+    ],
+)
+def test_nn304(body: str, fixed: str) -> None:
+    text = init(body)
+    assert found(text) == [("NN304", 9)]
+    assert fix_text(text) == text.replace(body, fixed)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "self.register_buffer('mask', torch.ones(4))",
+        "self.w = nn.Parameter(torch.ones(4))",
+        "self.b = nn.Buffer(torch.ones(4))",
+        "self.sizes = torch.arange(4).tolist()",
+        "self.n = torch.ones(4).sum().item()",
+        "self.count = 0",
+    ],
+)
+def test_nn304_negatives(body: str) -> None:
+    assert found(init(body)) == []

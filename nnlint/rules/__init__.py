@@ -18,8 +18,13 @@ from nnlint.rules.manual_weights import (
     ManualNorm,
     ManualPReLU,
 )
-from nnlint.rules.registration import MissingSuperInit, ModulesInPlainContainer, ParametersInPlainContainer
-from nnlint.rules.runtime_only import EvalNotDeterministic, LayerBuiltInForward, PlainTensorAttribute
+from nnlint.rules.registration import (
+    MissingSuperInit,
+    ModulesInPlainContainer,
+    ParametersInPlainContainer,
+    PlainTensorAttributeStatic,
+)
+from nnlint.rules.runtime_only import EvalNotDeterministic, LayerBuiltInForward
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,
@@ -45,7 +50,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     LayerBuiltInForward,
     ModulesInPlainContainer,
     ParametersInPlainContainer,
-    PlainTensorAttribute,
+    PlainTensorAttributeStatic,
     MissingSuperInit,
     SubmoduleCallArity,
     BadTorchArguments,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.model import Edit, Finding, Fix, InsertStatementBefore, ReplaceExpression, Span
+from nnlint.engine.model import Edit, Finding, Fix, InsertStatementBefore, ReplaceExpression, ReplaceStatement, Span
 from nnlint.engine.names import Scope, qualified_name
 from nnlint.rules.base import Rule
 from nnlint.rules.common import nn_alias
@@ -352,3 +352,111 @@ class ParametersInPlainContainer(_UnregisteredContainer):
     name = "parameters-in-plain-container"
     summary = "Parameters kept in a plain list/dict attribute: not registered, trained, saved or moved"
     kind = "parameter"
+
+
+# -- NN304: a tensor kept as a plain attribute ---------------------------------------------------
+
+TENSOR_FACTORIES = frozenset(
+    f"torch.{name}"
+    for name in (
+        "ones",
+        "zeros",
+        "full",
+        "empty",
+        "eye",
+        "arange",
+        "linspace",
+        "logspace",
+        "tensor",
+        "as_tensor",
+        "from_numpy",
+        "tril",
+        "triu",
+        "rand",
+        "randn",
+        "randint",
+        "ones_like",
+        "zeros_like",
+        "full_like",
+        "Tensor",
+        "FloatTensor",
+        "LongTensor",
+        "BoolTensor",
+        "stack",
+        "cat",
+        "outer",
+        "exp",
+        "log",
+        "cos",
+        "sin",
+    )
+)
+
+
+#: methods that turn a tensor into something else (a Python list, a number, an array)
+NOT_TENSOR_METHODS = frozenset({"tolist", "item", "numpy", "size", "numel", "dim", "nelement", "element_size"})
+
+
+def _creates_plain_tensor(value: ast.expr, scope: Scope) -> bool:
+    """``torch.ones(...)``, ``torch.tril(torch.ones(n, n)).bool()``, ``1 - torch.eye(n)``..."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in NOT_TENSOR_METHODS:
+        return False
+    node = value
+    while (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and qualified_name(node.func, scope) is None
+    ):
+        node = node.func.value  # tensor methods: .bool(), .float(), .view(...)
+    if isinstance(node, ast.BinOp):
+        return _creates_plain_tensor(node.left, scope) or _creates_plain_tensor(node.right, scope)
+    return isinstance(node, ast.Call) and qualified_name(node.func, scope) in TENSOR_FACTORIES
+
+
+class PlainTensorAttributeStatic(Rule):
+    code = "NN304"
+    name = "plain-tensor-attribute"
+    summary = "A tensor kept as a plain module attribute (not a buffer): `.to(device)` and `state_dict` leave it behind"
+    fix = "safe"
+    checks_classes = True
+    triggers = frozenset({"torch."})
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        init = _init_method(site)
+        if init is None or not init.args.args:
+            return
+        self_name = init.args.args[0].arg
+        scope = site.method_scope(init)
+        for statement in init.body:
+            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
+                continue
+            name = _owner(statement.targets[0], self_name)
+            if name is None or not _creates_plain_tensor(statement.value, scope):
+                continue
+            value = site.file.text_of(statement.value)
+            trainable = _requires_grad(statement.value)
+            if trainable:
+                nn, import_edit = nn_alias(scope)
+                code = f"{self_name}.{name} = {nn}.Parameter({value})\n"
+                message = f"Use `{nn}.Parameter(...)` (it was created with `requires_grad=True`)"
+            else:
+                import_edit = None
+                code = f'{self_name}.register_buffer("{name}", {value}, persistent=False)\n'
+                message = "Register it as a non-persistent buffer (`state_dict` stays the same)"
+            edits: list[Edit] = [ReplaceStatement(site.file.span(statement), code)]
+            if import_edit is not None:
+                edits.append(import_edit)
+            yield Finding(
+                self.code,
+                f"`self.{name}` is a plain tensor attribute, not a buffer: `model.to(device)`, `.half()` and "
+                "`state_dict` leave it behind",
+                site.file.source.path,
+                site.file.span(statement),
+                fix=Fix("safe", message, tuple(edits)),
+                module_class=site.qualname,
+            )
+
+
+def _requires_grad(value: ast.expr) -> bool:
+    return any(
+        isinstance(node, ast.keyword) and node.arg == "requires_grad" and getattr(node.value, "value", None) is True
+        for node in ast.walk(value)
+    )

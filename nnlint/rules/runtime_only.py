@@ -15,12 +15,6 @@ class LayerBuiltInForward(_RuntimeRule):
     summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
 
 
-class PlainTensorAttribute(_RuntimeRule):
-    code = "NN304"
-    name = "plain-tensor-attribute"
-    summary = "A tensor kept as a plain module attribute (not a buffer) that forward uses"
-
-
 class EvalNotDeterministic(_RuntimeRule):
     code = "NN105"
     name = "eval-not-deterministic"
