@@ -356,7 +356,7 @@ def test_rule_page_and_list() -> None:
     assert listing[0].split() == ["code", "name", "default", "fix", "found", "by"]
     assert listing[1].split() == ["NN101", "dropout-ignores-eval-mode", "on", "safe", "check"]
     assert listing[2].split() == ["NN102", "hard-coded-training-flag", "on", "unsafe", "check"]
-    assert "NN301   layer-built-in-forward               on       none    runtime" in listing
+    assert "NN105   eval-not-deterministic               on       none    runtime" in listing
     assert run_cli("rule", "nn104").stdout.startswith("# NN104")
 
 

@@ -136,7 +136,7 @@ def test_nn305_fix_after_docstring_and_unsafe_for_other_bases() -> None:
     ],
 )
 def test_nn402_reports(call: str, message: str) -> None:
-    (finding,) = findings(method(f"return {call}"))
+    (finding,) = findings(method(f"return {call}"), select=["NN402"])
     assert finding.code == "NN402"
     assert finding.message.endswith(message)
 
@@ -157,7 +157,7 @@ def test_nn402_reports(call: str, message: str) -> None:
     ],
 )
 def test_nn402_negatives(call: str) -> None:
-    assert [f.code for f in findings(method(f"return {call}"))] == []
+    assert [f.code for f in findings(method(f"return {call}"), select=["NN402"])] == []
 
 
 LAYERS = """
@@ -205,7 +205,7 @@ def test_nn401_reports(call: str, message: str) -> None:
     ],
 )
 def test_nn401_negatives(call: str) -> None:
-    assert [f.code for f in findings(module_source(LAYERS.format(call=call)))] == []
+    assert [f.code for f in findings(module_source(LAYERS.format(call=call)), select=["NN401"])] == []
 
 
 LOSSES = """

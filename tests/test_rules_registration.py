@@ -148,3 +148,46 @@ def test_nn304(body: str, fixed: str) -> None:
 )
 def test_nn304_negatives(body: str) -> None:
     assert found(init(body)) == []
+
+
+FORWARD = """
+class Block(nn.Module):
+    pass
+
+
+class Settings:
+    pass
+
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def helper(self, x):
+        {helper}
+
+    def forward(self, x):
+        {forward}
+        return self.helper(x)
+
+    def build(self):
+        return nn.Linear(4, 4)
+"""
+
+
+@pytest.mark.parametrize(
+    ("forward", "helper", "rows"),
+    [
+        ("head = nn.Linear(4, 2)", "return x", [23]),
+        ("x = x", "return nn.Dropout(0.1)(x)", [20]),
+        ("b = Block()", "return x", [23]),
+        ("loss_fct = nn.CrossEntropyLoss()", "return nn.ReLU()(x)", []),
+        ("pad = nn.ZeroPad2d(1)", "return nn.MaxPool2d(2)(x)", []),
+        ("s = Settings()", "return x", []),
+        ("p = nn.Parameter(x)", "return x", []),
+    ],
+)
+def test_nn301(forward: str, helper: str, rows: list[int]) -> None:
+    text = module_source(FORWARD.format(forward=forward, helper=helper))
+    assert found(text) == [("NN301", row) for row in rows]

@@ -19,12 +19,13 @@ from nnlint.rules.manual_weights import (
     ManualPReLU,
 )
 from nnlint.rules.registration import (
+    LayerBuiltInForward,
     MissingSuperInit,
     ModulesInPlainContainer,
     ParametersInPlainContainer,
     PlainTensorAttributeStatic,
 )
-from nnlint.rules.runtime_only import EvalNotDeterministic, LayerBuiltInForward
+from nnlint.rules.runtime_only import EvalNotDeterministic
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -105,20 +106,44 @@ STATELESS_LAYERS = frozenset(
         "SiLU",
         "Mish",
         "Tanh",
+        "Tanhshrink",
         "Sigmoid",
+        "LogSigmoid",
         "Softmax",
+        "Softmin",
         "LogSoftmax",
+        "Softmax2d",
         "Softplus",
+        "Softsign",
+        "Softshrink",
+        "Hardshrink",
         "Hardswish",
         "Hardsigmoid",
+        "Hardtanh",
         "LeakyReLU",
         "ELU",
+        "CELU",
+        "SELU",
+        "GLU",
+        "Threshold",
         "Identity",
         "Flatten",
         "Unflatten",
         "Upsample",
+        "UpsamplingNearest2d",
+        "UpsamplingBilinear2d",
         "PixelShuffle",
+        "PixelUnshuffle",
+        "ChannelShuffle",
+        "Fold",
+        "Unfold",
+        "CosineSimilarity",
+        "PairwiseDistance",
     }
+)
+_STATELESS_PATTERN = re.compile(
+    r"(Zero|Constant|Reflection|Replication|Circular)Pad[123]d"
+    r"|(Max|Avg|AdaptiveAvg|AdaptiveMax|LP|FractionalMax)Pool[123]d|MaxUnpool[123]d"
 )
 #: kind -> (code, list container, dict container)
 CONTAINERS = {"module": ("NN302", "ModuleList", "ModuleDict"), "parameter": ("NN303", "ParameterList", "ParameterDict")}
@@ -160,7 +185,7 @@ def _is_stateless(value: ast.expr, scope: Scope) -> bool:
     if callee is None or not callee.startswith("torch.nn."):
         return False
     name = callee.rsplit(".", 1)[1]
-    if name in STATELESS_LAYERS:
+    if name in STATELESS_LAYERS or _STATELESS_PATTERN.fullmatch(name):
         return True
     keywords = {k.arg for k in value.keywords}  # type: ignore[union-attr]
     return name.endswith("Loss") and not value.args and not keywords & {"weight", "pos_weight"}  # type: ignore[union-attr]
@@ -460,3 +485,61 @@ def _requires_grad(value: ast.expr) -> bool:
         isinstance(node, ast.keyword) and node.arg == "requires_grad" and getattr(node.value, "value", None) is True
         for node in ast.walk(value)
     )
+
+
+# -- NN301: a layer built during forward ---------------------------------------------------------
+
+
+def _forward_methods(site: ClassSite) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """``forward`` and the methods it calls through ``self`` (transitively)."""
+    methods = {m.name: m for m in site.node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if "forward" not in methods:
+        return []
+    reached, pending = [], ["forward"]
+    while pending:
+        name = pending.pop()
+        method = methods.get(name)
+        if method is None or method in reached or not method.args.args:
+            continue
+        reached.append(method)
+        self_name = method.args.args[0].arg
+        for node in ast.walk(method):
+            if isinstance(node, ast.Call) and _owner(node.func, self_name) in methods:
+                pending.append(node.func.attr)  # type: ignore[attr-defined]
+    return reached
+
+
+class LayerBuiltInForward(Rule):
+    code = "NN301"
+    name = "layer-built-in-forward"
+    summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
+    checks_classes = True
+    triggers = frozenset({"forward"})
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        from nnlint import torch_facts
+
+        torch_layers = torch_facts.nn_class_names()
+        for method in _forward_methods(site):
+            scope = site.method_scope(method)
+            for node in ast.walk(method):
+                if not isinstance(node, ast.Call):
+                    continue
+                callee = qualified_name(node.func, scope)
+                if callee is None:
+                    continue
+                name = callee.rsplit(".", 1)[-1]
+                is_torch_layer = callee.startswith("torch.nn.") and name in torch_layers
+                is_project_class = not callee.startswith("torch.") and name[:1].isupper()
+                if not (is_torch_layer or is_project_class) or _is_stateless(node, scope) or name.endswith("Loss"):
+                    continue  # a loss or an activation built per call holds no weights of its own
+                where = "`forward`" if method.name == "forward" else f"`{method.name}` (called from `forward`)"
+                yield Finding(
+                    self.code,
+                    f"`{site.file.text_of(node.func)}` is constructed in {where}: new random weights at every call, "
+                    "never trained, saved or moved to the device; build it in `__init__`",
+                    site.file.source.path,
+                    site.file.span(node),
+                    module_class=site.qualname,
+                    also_modules=() if is_torch_layer else (callee,),
+                )

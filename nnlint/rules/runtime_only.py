@@ -9,12 +9,6 @@ class _RuntimeRule(Rule):
     runtime_only = True
 
 
-class LayerBuiltInForward(_RuntimeRule):
-    code = "NN301"
-    name = "layer-built-in-forward"
-    summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
-
-
 class EvalNotDeterministic(_RuntimeRule):
     code = "NN105"
     name = "eval-not-deterministic"
