@@ -127,6 +127,45 @@ def _behaves_with_batch_statistics(bad, good, x, torch, outputs) -> None:
     assert torch.allclose(outputs(good, x, True).mean(0), torch.zeros(4), atol=1e-5)
 
 
+def _unused_output(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN406: the fixed model really uses its convolution (outputs differ, conv gets gradients)."""
+    same_weights(bad, good)
+    assert not torch.allclose(outputs(bad, x, False), outputs(good, x, False))
+    good.eval()
+    good(x).sum().backward()
+    assert good.conv.weight.grad is not None and good.conv.weight.grad.abs().sum() > 0
+
+
+def _built_in_forward(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN301: the layer built in forward gets new weights at every call; the model never owns them."""
+    assert not deterministic(bad, x)
+    assert deterministic(good, x)
+    assert sum(p.numel() for p in good.parameters()) == sum(p.numel() for p in bad.parameters()) + 8 * 2 + 2
+
+
+def _plain_tensor(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN304: same output, but only the buffer follows .to(); state_dict is unchanged (non-persistent)."""
+    assert torch.equal(outputs(bad, x, False), outputs(good, x, False))
+    assert "causal" in dict(good.named_buffers()) and "causal" not in dict(bad.named_buffers())
+    assert good.state_dict().keys() == bad.state_dict().keys()
+    assert good.to(torch.float64).causal.dtype == torch.float64
+    assert bad.to(torch.float64).causal.dtype == torch.float32
+
+
+def _loss_on_probabilities(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN404: the same logits, but the loss on probabilities is a different (wrong) number."""
+    same_weights(bad, good)
+    assert not torch.allclose(outputs(bad, x, False), outputs(good, x, False))
+
+
+SPECIAL_BEHAVIOUR = {
+    "NN301": _built_in_forward,
+    "NN304": _plain_tensor,
+    "NN404": _loss_on_probabilities,
+    "NN406": _unused_output,
+}
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("code", STATIC_CODES)
 def test_examples_behave_as_the_page_says(code: str) -> None:
@@ -152,24 +191,9 @@ def test_examples_behave_as_the_page_says(code: str) -> None:
             outputs(bad, x, False)
         outputs(good, x, False)
         return
-    if code == "NN301":
-        # the layer built in forward gets new weights at every call, and the model never owns them
-        assert not eval_is_deterministic(bad, x)
-        assert eval_is_deterministic(good, x)
-        assert sum(p.numel() for p in good.parameters()) == sum(p.numel() for p in bad.parameters()) + 8 * 2 + 2
-        return
-    if code == "NN304":
-        # same output, but only the buffer follows .to(); state_dict is unchanged (non-persistent)
-        assert torch.equal(outputs(bad, x, False), outputs(good, x, False))
-        assert "causal" in dict(good.named_buffers()) and "causal" not in dict(bad.named_buffers())
-        assert good.state_dict().keys() == bad.state_dict().keys()
-        assert good.to(torch.float64).causal.dtype == torch.float64
-        assert bad.to(torch.float64).causal.dtype == torch.float32
-        return
-    if code == "NN404":
-        # the same logits, but the loss on probabilities is far from the real one and its gradient small
-        same_weights(bad, good)
-        assert not torch.allclose(outputs(bad, x, False), outputs(good, x, False))
+    special = SPECIAL_BEHAVIOUR.get(code)
+    if special is not None:
+        special(bad, good, x, torch, outputs, eval_is_deterministic, same_weights)
         return
     if code in ("NN302", "NN303"):
         _behaves_like_registered(code, bad, good, x, torch, outputs)

@@ -236,7 +236,7 @@ class M(nn.Module):
 )
 def test_nn404_reports(body: str) -> None:
     indented = "\n".join("        " + line for line in body.splitlines())
-    assert [f.code for f in findings(module_source(LOSSES.format(body=indented)))] == ["NN404"]
+    assert [f.code for f in findings(module_source(LOSSES.format(body=indented)), select=["NN404"])] == ["NN404"]
 
 
 @pytest.mark.parametrize(
@@ -252,4 +252,49 @@ def test_nn404_reports(body: str) -> None:
 )
 def test_nn404_negatives(body: str) -> None:
     indented = "\n".join("        " + line for line in body.splitlines())
-    assert [f.code for f in findings(module_source(LOSSES.format(body=indented)))] == []
+    assert [f.code for f in findings(module_source(LOSSES.format(body=indented)), select=["NN404"])] == []
+
+
+UNUSED = """
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+{body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "fate"),
+    [
+        ("self.conv(x)\nreturn x", "the result of `self.conv` is discarded"),
+        ("F.gelu(x)\nreturn x", "the result of `F.gelu` is discarded"),
+        ("out = self.conv(x)\nout = self.bn(x)\nreturn out", "`out = self.conv(...)` is overwritten before it is read"),
+        ("y = self.bn(x)\nreturn x", "`y = self.bn(...)` is never read"),
+    ],
+)
+def test_nn406_reports(body: str, fate: str) -> None:
+    indented = "\n".join("        " + line for line in body.splitlines())
+    (finding,) = findings(module_source(UNUSED.format(body=indented)), select=["NN406"])
+    assert finding.message.startswith(fate)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "self.relu(x)\nreturn x",
+        "F.relu_(x)\nreturn x",
+        "F.relu(x, inplace=True)\nreturn x",
+        "out = self.conv(x)\nreturn out",
+        "out = self.conv(x)\nif out.sum() > 0:\n    out = out * 2\nreturn out",
+        "out = self.conv(x)\nfor _ in range(2):\n    out = self.bn(out)\nreturn out",
+        "out = self.conv(x)\nresult = {'out': out}\nreturn result",
+    ],
+)
+def test_nn406_negatives(body: str) -> None:
+    indented = "\n".join("        " + line for line in body.splitlines())
+    assert findings(module_source(UNUSED.format(body=indented)), select=["NN406"]) == []

@@ -6,6 +6,7 @@ from nnlint.rules.base import Rule
 from nnlint.rules.call_correctness import (
     BadTorchArguments,
     DeprecatedFunctional,
+    LayerOutputUnused,
     LossOnProbabilities,
     SoftmaxWithoutDim,
     SubmoduleCallArity,
@@ -58,6 +59,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     SoftmaxWithoutDim,
     LossOnProbabilities,
     DeprecatedFunctional,
+    LayerOutputUnused,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from nnlint import torch_facts
 from nnlint.engine.context import CallSite, ClassSite, find_argument
 from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import qualified_name
+from nnlint.engine.names import Scope, qualified_name
 from nnlint.rules.base import Rule
 
 F = "torch.nn.functional"
@@ -333,3 +333,109 @@ class _Flow:
             if value.func.attr in KEEPS_VALUES:
                 return self.kind(value.func.value, seen)
         return None
+
+
+class LayerOutputUnused(Rule):
+    code = "NN406"
+    name = "layer-output-unused"
+    summary = "In forward, a layer or functional call whose result is discarded, overwritten or never read"
+    checks_classes = True
+    triggers = frozenset({"forward"})
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        forward = next(
+            (
+                m
+                for m in site.node.body
+                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and m.name == "forward"
+            ),
+            None,
+        )
+        if forward is None or not forward.args.args:
+            return
+        self_name = forward.args.args[0].arg
+        scope = site.method_scope(forward)
+        layers = _layer_attributes(site)
+        body = forward.body
+        for index, statement in enumerate(body):
+            if isinstance(statement, ast.Expr) and self._is_pure_layer_call(statement.value, self_name, scope, layers):
+                yield site.finding(
+                    self.code,
+                    f"the result of `{site.file.text_of(statement.value.func)}` is discarded: "  # type: ignore[union-attr]
+                    "layers return a new tensor, they do not change their input",
+                    statement.value,
+                )
+            elif (
+                isinstance(statement, ast.Assign)
+                and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)
+                and self._is_pure_layer_call(statement.value, self_name, scope, layers)
+            ):
+                name = statement.targets[0].id
+                fate = _fate(name, body[index + 1 :])
+                if fate is not None:
+                    yield site.finding(
+                        self.code,
+                        f"`{name} = {site.file.text_of(statement.value.func)}(...)` is {fate}: "  # type: ignore[union-attr]
+                        "the layer's output is lost",
+                        statement.value,
+                    )
+
+    @staticmethod
+    def _is_pure_layer_call(value: ast.expr, self_name: str, scope: Scope, layers: dict[str, str]) -> bool:
+        if not isinstance(value, ast.Call) or any(k.arg == "inplace" for k in value.keywords):
+            return False
+        func = value.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == self_name:
+            layer = layers.get(func.attr)
+            return layer is not None and layer not in _MAYBE_INPLACE_LAYERS
+        qualname = qualified_name(func, scope) or ""
+        name = qualname.rsplit(".", 1)[-1]
+        return qualname.startswith(f"{F}.") and not name.endswith("_") and name in torch_facts.functional_names()
+
+
+#: layers that may be built with ``inplace=True`` (their call can be a statement on purpose)
+_MAYBE_INPLACE_LAYERS = frozenset(
+    {
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "ELU",
+        "SELU",
+        "CELU",
+        "SiLU",
+        "Mish",
+        "Hardswish",
+        "Hardsigmoid",
+        "Hardtanh",
+        "Threshold",
+        "RReLU",
+        "Dropout",
+        "Dropout1d",
+        "Dropout2d",
+        "Dropout3d",
+        "AlphaDropout",
+        "FeatureAlphaDropout",
+    }
+)
+
+
+def _fate(name: str, rest: list[ast.stmt]) -> str | None:
+    """ "overwritten before it is read", "never read", or None (read, or cannot tell)."""
+    for statement in rest:
+        loads = any(
+            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(statement)
+        )
+        stores = any(
+            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(statement)
+        )
+        if loads:
+            return None
+        if stores:
+            simple = isinstance(statement, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in statement.targets
+            )
+            return "overwritten before it is read" if simple else None
+        if isinstance(statement, (ast.Return, ast.Raise)):
+            return "never read"
+    return "never read"
