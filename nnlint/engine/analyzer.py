@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 from nnlint.engine.context import CallSite, ClassSite, FileContext, FunctionContext, Mode
 from nnlint.engine.model import ClassRecord, FileResult
-from nnlint.engine.names import BindingCollector, Scope, parameter_names, qualified_name
+from nnlint.engine.names import BindingCollector, Scope, instance_parameter, parameter_names, qualified_name
 from nnlint.rules.base import Rule
 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
-_STATIC_DECORATORS = {"staticmethod", "classmethod"}
 
 
 class FileAnalyzer:
@@ -78,7 +77,7 @@ class FileAnalyzer:
                 self._class(statement, scope, f"{qualname}.")
             elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 if is_candidate and self.walk_bodies:
-                    self._function(statement, scope, _self_name(statement), None, qualname, Mode.ANY)
+                    self._function(statement, scope, instance_parameter(statement), None, qualname, Mode.ANY)
             else:
                 for block in _blocks(statement):
                     self._class_body(block, scope, qualname, is_candidate)
@@ -252,15 +251,6 @@ def _blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
     for case in getattr(statement, "cases", None) or []:
         blocks.append(case.body)
     return blocks
-
-
-def _self_name(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    for decorator in method.decorator_list:
-        name = decorator.id if isinstance(decorator, ast.Name) else getattr(decorator, "attr", None)
-        if name in _STATIC_DECORATORS:
-            return None
-    positional = [*method.args.posonlyargs, *method.args.args]
-    return positional[0].arg if positional else None
 
 
 def _nested_self(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, parent: FunctionContext) -> str | None:

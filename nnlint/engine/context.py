@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from nnlint.engine.model import Finding, Fix, Span
-from nnlint.engine.names import Scope, parameter_names
+from nnlint.engine.names import Scope, parameter_names, self_attribute
 from nnlint.engine.source import SourceFile
 from nnlint.torch_facts import Signature
 
@@ -90,13 +90,7 @@ class FunctionContext:
 
     def is_training_flag(self, node: ast.expr) -> bool:
         """``self.training`` for this function's instance parameter."""
-        return (
-            self.self_name is not None
-            and isinstance(node, ast.Attribute)
-            and node.attr == "training"
-            and isinstance(node.value, ast.Name)
-            and node.value.id == self.self_name
-        )
+        return self.self_name is not None and self_attribute(node, self.self_name) == "training"
 
     def assignments_to(self, name: str) -> Iterator[tuple[ast.expr, bool]]:
         """Values assigned to ``name`` in this function, with whether a guard mentions training."""

@@ -170,6 +170,26 @@ def _names_in_target(target: ast.expr) -> Iterable[str]:
         yield from _names_in_target(target.value)
 
 
+_STATIC_DECORATORS = frozenset({"staticmethod", "classmethod"})
+
+
+def instance_parameter(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The name a method calls its instance (``self``); None for static and class methods."""
+    for decorator in method.decorator_list:
+        name = decorator.id if isinstance(decorator, ast.Name) else getattr(decorator, "attr", None)
+        if name in _STATIC_DECORATORS:
+            return None
+    positional = [*method.args.posonlyargs, *method.args.args]
+    return positional[0].arg if positional else None
+
+
+def self_attribute(node: ast.AST, self_name: str | None) -> str | None:
+    """``name`` for ``<self_name>.name``, else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:
+        return node.attr
+    return None
+
+
 def parameter_names(args: ast.arguments) -> list[str]:
     """All names a function's parameters bind."""
     names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from nnlint import torch_facts
 from nnlint.engine.context import CallSite, ClassSite, find_argument
 from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import Scope, qualified_name
+from nnlint.engine.names import Scope, qualified_name, self_attribute
 from nnlint.rules.base import Rule
 
 F = "torch.nn.functional"
@@ -181,15 +181,10 @@ class SubmoduleCallArity(Rule):
         self, site: ClassSite, method: ast.FunctionDef | ast.AsyncFunctionDef, self_name: str, layers: dict[str, str]
     ) -> Iterable[Finding]:
         for node in ast.walk(method):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == self_name
-                and node.func.attr in layers
-            ):
+            attribute = self_attribute(node.func, self_name) if isinstance(node, ast.Call) else None
+            if attribute not in layers:
                 continue
-            layer = layers[node.func.attr]
+            layer = layers[attribute]
             signature = torch_facts.forward_signature(layer)
             problem = argument_problem(node, signature) if signature is not None else None
             if problem is not None:
@@ -307,9 +302,8 @@ class _Flow:
         return LOSS_LAYERS.get(layer) if layer else None
 
     def _layer(self, func: ast.expr) -> str | None:
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == self.self_name:
-            return self.layers.get(func.attr)
-        return None
+        attribute = self_attribute(func, self.self_name)
+        return self.layers.get(attribute) if attribute else None
 
     def kind(self, value: ast.expr, seen: set[str]) -> str | None:
         """ "softmax", "sigmoid" or None (unknown) for an expression."""
@@ -386,8 +380,9 @@ class LayerOutputUnused(Rule):
         if not isinstance(value, ast.Call) or any(k.arg == "inplace" for k in value.keywords):
             return False
         func = value.func
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == self_name:
-            layer = layers.get(func.attr)
+        attribute = self_attribute(func, self_name)
+        if attribute is not None:
+            layer = layers.get(attribute)
             return layer is not None and layer not in _MAYBE_INPLACE_LAYERS
         qualname = qualified_name(func, scope) or ""
         name = qualname.rsplit(".", 1)[-1]

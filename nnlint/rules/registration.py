@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Edit, Finding, Fix, InsertStatementBefore, ReplaceExpression, ReplaceStatement, Span
-from nnlint.engine.names import Scope, qualified_name
+from nnlint.engine.names import Scope, qualified_name, self_attribute
 from nnlint.rules.base import Rule
 from nnlint.rules.common import nn_alias
 
@@ -37,14 +37,10 @@ def _assigns_to_self(function: ast.FunctionDef) -> bool:
     self_name = positional[0].arg
     for node in ast.walk(function):
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            for target in targets:
-                if (
-                    isinstance(target, ast.Attribute)
-                    and isinstance(target.value, ast.Name)
-                    and target.value.id == self_name
-                ):
-                    return True
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and any(
+            self_attribute(target, self_name) for target in targets
+        ):
+            return True
     return False
 
 
@@ -235,12 +231,12 @@ def plain_containers(site: ClassSite) -> list[PlainContainer]:
 def _container_assignment(statement: ast.stmt, self_name: str, scope: Scope) -> PlainContainer | None:
     if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
         return None
-    target = statement.targets[0]
-    if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == self_name):
+    name = self_attribute(statement.targets[0], self_name)
+    if name is None:
         return None
     empty = _is_empty_container(statement.value)
     if empty is not None:
-        return PlainContainer(target.attr, "", empty, statement.value, statement)  # kind decided by appends
+        return PlainContainer(name, "", empty, statement.value, statement)  # kind decided by appends
     elements = _elements(statement.value)
     if elements is None or not elements[1]:
         return None
@@ -252,7 +248,7 @@ def _container_assignment(statement: ast.stmt, self_name: str, scope: Scope) -> 
         return None  # e.g. a dict of loss functions: nothing to register
     kind = kinds[0][0]  # type: ignore[index]
     classes = [cls for _, cls in kinds if cls]  # type: ignore[misc]
-    return PlainContainer(target.attr, kind, shape, statement.value, statement, classes, string_keys)
+    return PlainContainer(name, kind, shape, statement.value, statement, classes, string_keys)
 
 
 def _collect_appends(init: ast.FunctionDef, self_name: str, scope: Scope, found: dict[str, PlainContainer]) -> None:
@@ -265,9 +261,9 @@ def _collect_appends(init: ast.FunctionDef, self_name: str, scope: Scope, found:
             and node.func.attr in ("append", "insert")
             and node.args
         ):
-            added = _owner(node.func.value, self_name), node.args[-1]  # type: ignore[assignment]
+            added = self_attribute(node.func.value, self_name), node.args[-1]  # type: ignore[assignment]
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
-            added = _owner(node.targets[0].value, self_name), node.value  # type: ignore[assignment]
+            added = self_attribute(node.targets[0].value, self_name), node.value  # type: ignore[assignment]
         if added is None or added[0] is None or added[0] not in found:
             continue
         container = found[added[0]]
@@ -282,12 +278,6 @@ def _collect_appends(init: ast.FunctionDef, self_name: str, scope: Scope, found:
                 container.element_classes.append(kind[1])
 
 
-def _owner(node: ast.expr, self_name: str) -> str | None:
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:
-        return node.attr
-    return None
-
-
 def _registered_names(site: ClassSite, self_name: str) -> set[str]:
     """Containers registered anyway: wrapped in ModuleList/Sequential, or add_module'd in a loop."""
     registered = set()
@@ -296,11 +286,11 @@ def _registered_names(site: ClassSite, self_name: str) -> set[str]:
             callee = qualified_name(node.func, site.scope) or getattr(node.func, "attr", "")
             if callee in REGISTERING_CONTAINERS or callee in REGISTERING_METHODS:
                 for argument in ast.walk(node):
-                    name = _owner(argument, self_name) if isinstance(argument, ast.expr) else None
+                    name = self_attribute(argument, self_name) if isinstance(argument, ast.expr) else None
                     if name:
                         registered.add(name)
         if isinstance(node, ast.For):
-            iterated = {_owner(n, self_name) for n in ast.walk(node.iter) if isinstance(n, ast.expr)}
+            iterated = {self_attribute(n, self_name) for n in ast.walk(node.iter) if isinstance(n, ast.expr)}
             registers = any(
                 isinstance(n, ast.Call) and getattr(n.func, "attr", "") in REGISTERING_METHODS for n in ast.walk(node)
             )
@@ -453,7 +443,7 @@ class PlainTensorAttributeStatic(Rule):
         for statement in init.body:
             if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
                 continue
-            name = _owner(statement.targets[0], self_name)
+            name = self_attribute(statement.targets[0], self_name)
             if name is None or not _creates_plain_tensor(statement.value, scope):
                 continue
             value = site.file.text_of(statement.value)
@@ -504,7 +494,7 @@ def _forward_methods(site: ClassSite) -> list[ast.FunctionDef | ast.AsyncFunctio
         reached.append(method)
         self_name = method.args.args[0].arg
         for node in ast.walk(method):
-            if isinstance(node, ast.Call) and _owner(node.func, self_name) in methods:
+            if isinstance(node, ast.Call) and self_attribute(node.func, self_name) in methods:
                 pending.append(node.func.attr)  # type: ignore[attr-defined]
     return reached
 

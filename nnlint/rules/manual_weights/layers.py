@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nnlint.engine.names import self_attribute
 from nnlint.rules.manual_weights.creation import Creation, Init, parse_creation
 from nnlint.rules.manual_weights.tensors import ClassTensors, OpCall, TensorDef
 
@@ -158,7 +159,7 @@ class BuildContext:
         value = self.arguments.get(argument)
         if value is None or (isinstance(value, ast.Constant) and value.value is None):
             return None
-        name = _self_attr(value, self.op.self_name)
+        name = self_attribute(value, self.op.self_name)
         definition = self.class_tensors.defs.get(name) if name else None
         if definition is None or definition.kind == "none":
             return None
@@ -191,7 +192,7 @@ class BuildContext:
     def static_text(self, value: ast.expr) -> str:
         if _is_literal(value):
             return self.text(value)
-        name = _self_attr(value, self.op.self_name)
+        name = self_attribute(value, self.op.self_name)
         tensors = self.class_tensors
         if name is not None and name not in tensors.assigned_elsewhere:
             index = tensors.init_assignments.get(name)
@@ -200,12 +201,6 @@ class BuildContext:
             if index is not None:
                 raise NoFix(f"`self.{name}` is set after the weights are created in `__init__`")
         raise NoFix(f"`{self.text(value)}` is computed at call time, not known in `__init__`")
-
-
-def _self_attr(node: ast.AST, self_name: str) -> str | None:
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:
-        return node.attr
-    return None
 
 
 def _is_literal(node: ast.AST) -> bool:
@@ -247,7 +242,7 @@ def _bias_option(context: BuildContext, argument: str = "bias", keyword: str = "
     definition = context.definition(argument)
     if definition is None:
         if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
-            name = _self_attr(value, context.op.self_name)
+            name = self_attribute(value, context.op.self_name)
             if name is None or context.class_tensors.defs.get(name) is None:
                 raise NoFix(f"`{context.text(value)}` is not a parameter created in `__init__`")
         return [f"{keyword}=False"]

@@ -6,7 +6,7 @@ import ast
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.names import Scope, qualified_name
+from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
 
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
 BUFFER_CLASSES = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
@@ -83,25 +83,11 @@ def _methods(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDe
     return methods
 
 
-def _self_name(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    for decorator in method.decorator_list:
-        if getattr(decorator, "id", getattr(decorator, "attr", None)) in ("staticmethod", "classmethod"):
-            return None
-    positional = [*method.args.posonlyargs, *method.args.args]
-    return positional[0].arg if positional else None
-
-
-def _self_attribute(node: ast.AST, self_name: str) -> str | None:
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:
-        return node.attr
-    return None
-
-
 def collect(site: ClassSite, op_names: frozenset[str]) -> ClassTensors:
     """Analyse a class: tensor definitions in ``__init__``, their uses, and the op calls."""
     methods = _methods(site.node.body)
     init = next((m for m in methods if m.name == "__init__" and isinstance(m, ast.FunctionDef)), None)
-    init_self = _self_name(init) if init else None
+    init_self = instance_parameter(init) if init else None
     init_scope = site.method_scope(init) if init else None
     tensors = ClassTensors(site, init, init_self, init_scope)
     tensors.names_in_use = {m.name for m in methods}
@@ -110,7 +96,7 @@ def collect(site: ClassSite, op_names: frozenset[str]) -> ClassTensors:
     if not tensors.defs:
         return tensors  # nothing made by hand: no need to read the methods
     for method in methods:
-        self_name = _self_name(method)
+        self_name = instance_parameter(method)
         if self_name is None:
             continue
         scope = init_scope if method is init else site.method_scope(method)
@@ -138,12 +124,12 @@ def _collect_defs(tensors: ClassTensors, init: ast.FunctionDef, self_name: str, 
 
 def _definition(statement: ast.stmt, index: int, self_name: str, scope: Scope) -> TensorDef | None:
     if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-        name = _self_attribute(statement.targets[0], self_name)
+        name = self_attribute(statement.targets[0], self_name)
         if name is None:
             return None
         return _assigned_definition(name, statement.value, statement, index, scope)
     if isinstance(statement, ast.AnnAssign) and statement.value is not None:
-        name = _self_attribute(statement.target, self_name)
+        name = self_attribute(statement.target, self_name)
         return _assigned_definition(name, statement.value, statement, index, scope) if name else None
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         return _registered_definition(statement.value, statement, index, self_name, scope)
@@ -192,17 +178,15 @@ def _persistent(call: ast.Call) -> bool:
 def _registered_definition(
     call: ast.Call, statement: ast.stmt, index: int, self_name: str, scope: Scope
 ) -> TensorDef | None:
-    method = call.func
-    if not (isinstance(method, ast.Attribute) and isinstance(method.value, ast.Name) and method.value.id == self_name):
-        return None
-    if method.attr not in ("register_parameter", "register_buffer") or len(call.args) < 2:
+    method = self_attribute(call.func, self_name)
+    if method not in ("register_parameter", "register_buffer") or len(call.args) < 2:
         return None
     key, value = call.args[0], call.args[1]
     if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
         return None
     if isinstance(value, ast.Constant) and value.value is None:
         return TensorDef(key.value, "none", statement, index)
-    if method.attr == "register_parameter":
+    if method == "register_parameter":
         inner = _parameter_call(value, scope)
         return _parameter_def(key.value, inner, statement, index) if inner else None
     return TensorDef(key.value, "buffer", statement, index, value, persistent=_persistent(call))
@@ -227,7 +211,7 @@ def _walk_method(
             qualname = qualified_name(node.func, scope)
             if qualname in op_names:
                 tensors.ops.append(OpCall(node, qualname, method, self_name, scope))
-        name = _self_attribute(node, self_name)
+        name = self_attribute(node, self_name)
         if name is None:
             continue
         tensors.names_in_use.add(name)
