@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 from nnlint.engine.model import Finding, Fix, Span
 from nnlint.engine.names import Scope, parameter_names, self_attribute
 from nnlint.engine.source import SourceFile
 from nnlint.torch_facts import Signature
+
+T = TypeVar("T")
 
 
 class Mode(Enum):
@@ -164,8 +167,14 @@ class ClassSite:
     #: The scope the class is defined in (what its methods see besides their own names).
     scope: Scope
     file: FileContext
-    #: Analyses shared by the rules of one family, computed once per class.
-    cache: dict[str, object] = field(default_factory=dict)
+    #: Analyses shared by several rules, computed once per class (see :meth:`shared`).
+    cache: dict[object, object] = field(default_factory=dict)
+
+    def shared(self, analysis: Callable[[ClassSite], T]) -> T:
+        """``analysis(self)``, computed once however many rules ask for it."""
+        if analysis not in self.cache:
+            self.cache[analysis] = analysis(self)
+        return self.cache[analysis]  # type: ignore[return-value]
 
     def method_scope(self, method: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> Scope:
         """The scope a method's body sees."""

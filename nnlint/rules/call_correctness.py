@@ -169,7 +169,7 @@ class SubmoduleCallArity(Rule):
     triggers = frozenset({"__init__"})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        layers = _layer_attributes(site)
+        layers = site.shared(_layer_attributes)
         if not layers:
             return
         for method in site.node.body:
@@ -240,7 +240,7 @@ class LossOnProbabilities(Rule):
     triggers = frozenset({"cross_entropy", "CrossEntropyLoss", "with_logits", "BCEWithLogitsLoss"})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        layers = _layer_attributes(site)
+        layers = site.shared(_layer_attributes)
         for method in site.node.body:
             if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) and method.args.args:
                 flow = _Flow(site, method, layers)
@@ -349,7 +349,7 @@ class LayerOutputUnused(Rule):
             return
         self_name = forward.args.args[0].arg
         scope = site.method_scope(forward)
-        layers = _layer_attributes(site)
+        layers = site.shared(_layer_attributes)
         body = forward.body
         for index, statement in enumerate(body):
             if isinstance(statement, ast.Expr) and self._is_pure_layer_call(statement.value, self_name, scope, layers):

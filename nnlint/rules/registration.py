@@ -299,14 +299,6 @@ def _registered_names(site: ClassSite, self_name: str) -> set[str]:
     return registered
 
 
-def _containers(site: ClassSite) -> list[PlainContainer]:
-    cached = site.cache.get("plain_containers")
-    if cached is None:
-        cached = plain_containers(site)
-        site.cache["plain_containers"] = cached
-    return cached  # type: ignore[return-value]
-
-
 def _container_text(site: ClassSite, container: PlainContainer) -> str:
     """The constructor argument: the list/dict as written (a tuple becomes a list)."""
     value = container.value
@@ -327,7 +319,7 @@ class _UnregisteredContainer(Rule):
     kind: str = ""
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        for container in _containers(site):
+        for container in site.shared(plain_containers):
             if container.kind != self.kind or container.statement is None:
                 continue
             code, list_class, dict_class = CONTAINERS[self.kind]

@@ -51,15 +51,7 @@ def bind_arguments(call: ast.Call, qualname: str) -> dict[str, ast.expr] | None:
 
 
 def analyse(site: ClassSite) -> list[Report]:
-    """All NN2xx reports of a class (shared by the six rules)."""
-    cached = site.cache.get("manual_weights")
-    if cached is None:
-        cached = _analyse(site)
-        site.cache["manual_weights"] = cached
-    return cached  # type: ignore[return-value]
-
-
-def _analyse(site: ClassSite) -> list[Report]:
+    """All NN2xx reports of a class (shared by the six rules through ``site.shared``)."""
     text = site.file.lines_of(site.node)
     if not any(tail in text for tail in OP_TAILS):
         return []  # no op of this family is called in the class
@@ -161,7 +153,7 @@ class _ManualWeights(Rule):
     triggers = frozenset({"Parameter", "register_buffer"})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        for report in analyse(site):
+        for report in site.shared(analyse):
             if report.spec.code != self.code:
                 continue
             layer = report.spec.layer.replace("{n}d", "1d/2d/3d")
