@@ -78,8 +78,3 @@ def signature(qualified_name: str) -> Signature | None:
 def forward_signature(class_name: str) -> Signature | None:
     """Signature of ``torch.nn.<class_name>.forward`` (without ``self``)."""
     return _signature(_raw().get("nn_forwards", {}).get(class_name))
-
-
-def torch_version() -> str:
-    """The torch version the facts were generated from."""
-    return _raw()["torch_version"]

@@ -70,14 +70,6 @@ class SourceFile:
         """A copy with new text and the same encoding."""
         return SourceFile(self.path, text, self.encoding, self.has_bom)
 
-    @property
-    def newline(self) -> str:
-        """The file's line ending (of its first line)."""
-        index = self.text.find("\n")
-        if index > 0 and self.text[index - 1] == "\r":
-            return "\r\n"
-        return "\n"
-
     def lines(self) -> list[str]:
         """Lines without their endings."""
         return self.text.splitlines()

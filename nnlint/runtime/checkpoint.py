@@ -80,11 +80,6 @@ def _set(obj: Any, location: list[str], value: Any) -> Any:
     return copy
 
 
-def _split(key: str) -> tuple[str, str]:
-    prefix, _, leaf = key.rpartition(".")
-    return (f"{prefix}." if prefix else ""), leaf
-
-
 def plan_by_keys(keys: list[str], classes: dict[str, dict]) -> Migration:
     """Attribute prefixes to fixed classes by the shape of their keys (no model needed)."""
     direct: dict[str, set[str]] = {}

@@ -110,14 +110,6 @@ SPECS: dict[str, OpSpec] = {
     f"{F}.prelu": OpSpec("NN206", "PReLU", "prelu", ("input",), ("weight",)),
 }
 
-#: Arguments of a call that need no constructor option (handled by the builders).
-SPECIAL_ARGUMENTS = {
-    f"{F}.batch_norm": ("training",),
-    f"{F}.instance_norm": ("use_input_stats",),
-    f"{F}.layer_norm": ("normalized_shape",),
-    f"{F}.group_norm": ("num_groups",),
-}
-
 #: (layer family, attribute) -> the init the layer applies itself (skip emitting it)
 LAYER_DEFAULT_INIT = {
     ("norm", "weight"): Init("ones"),
@@ -139,8 +131,6 @@ class Plan:
     constructor: list[str]  # argument texts
     call_arguments: list[str]
     tensors: dict[str, str]  # self attribute -> layer attribute
-    inits: list[str] = field(default_factory=list)  # "weight: <nn.init call template>"
-    notes: list[str] = field(default_factory=list)
     added_keys: list[str] = field(default_factory=list)
 
 
