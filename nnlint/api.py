@@ -22,7 +22,8 @@ def lint_text(
     settings = build_settings(config or Config(root=Path.cwd()), select=select, ignore=ignore)
     data = text.encode("utf-8") if isinstance(text, str) else text
     run = lint_paths([], settings, workers=1, stdin=(filename, data))
-    run.sources[filename] = SourceFile.from_bytes(filename, data)
+    if filename not in run.sources:
+        SourceFile.from_bytes(filename, data)  # raises SourceError with the reason
     return run
 
 

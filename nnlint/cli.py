@@ -158,12 +158,6 @@ def _lint(
         with Progress(transient=True, console=_console(stderr=True)) as bar:
             task = bar.add_task("Linting", total=len(files))
             run = lint_paths(files, settings, workers, lambda done, _: bar.update(task, completed=done), stdin)
-    if stdin is not None:
-        from nnlint.engine.runner import read_source
-
-        source = read_source(stdin[0], stdin[1])
-        if isinstance(source, SourceFile):
-            run.sources[stdin[0]] = source
     return run
 
 

@@ -201,10 +201,17 @@ def lint_paths(
     progress: Progress | None = None,
     stdin: tuple[str, bytes] | None = None,
 ) -> LintRun:
-    """Lint files (and stdin), then keep the findings that apply."""
+    """Lint files (and stdin), then keep the findings that apply.
+
+    The decoded stdin text is kept in ``run.sources`` (fixes and output need it; it is not on disk).
+    """
     jobs, roots = make_jobs(files)
+    sources: dict[str, SourceFile] = {}
     if stdin is not None:
         filename, data = stdin
+        decoded = read_source(filename, data)
+        if isinstance(decoded, SourceFile):
+            sources[filename] = decoded
         module, is_package, root = module_name(Path(os.path.abspath(filename)))
         jobs.append(Job(filename, module or None, is_package, data))
         roots.add(root)
@@ -213,7 +220,7 @@ def lint_paths(
     index = ProjectIndex(settings.module_bases, loader=module_loader(sorted(roots)))
     for result in results:
         index.add(result)
-    run = LintRun(results, index, settings)
+    run = LintRun(results, index, settings, sources=sources)
     for result in results:
         run.findings.extend(applicable_findings(result.findings, index, settings))
     run.findings.sort(key=Finding.sort_key)
