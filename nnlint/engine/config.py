@@ -91,6 +91,19 @@ def find_config_file(start: Path) -> Path | None:
     return None
 
 
+def editor_config(directory: Path) -> Config:
+    """The configuration for files in ``directory``, for tools that must not stop on a bad one.
+
+    flake8 and the language server use it: without a config file, or with an
+    invalid one, the defaults apply (rooted at ``directory``).
+    """
+    found = find_config_file(directory)
+    try:
+        return load_config(found) if found else Config(root=directory)
+    except ConfigError:
+        return Config(root=directory)
+
+
 def _has_nnlint_table(pyproject: Path) -> bool:
     """True when the file configures nnlint (or is broken but clearly meant to)."""
     try:

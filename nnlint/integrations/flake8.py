@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from nnlint import __version__
-from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
+from nnlint.engine.config import editor_config
 from nnlint.engine.project import ProjectIndex, module_name
 from nnlint.engine.runner import applicable_findings, lint_source, make_rules, module_loader
 from nnlint.engine.settings import Settings, build_settings
@@ -22,11 +22,7 @@ def _settings_for(directory: str) -> Settings:
 
     flake8's own ``--select``/``--ignore``/``# noqa`` decide what is shown.
     """
-    found = find_config_file(Path(directory))
-    try:
-        config = load_config(found) if found else Config(root=Path(directory))
-    except ConfigError:
-        config = Config(root=Path(directory))
+    config = editor_config(Path(directory))
     config.select, config.ignore, config.extend_select = ["ALL"], [], []
     return build_settings(config)
 

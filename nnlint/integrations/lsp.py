@@ -18,7 +18,7 @@ from pygls.uris import to_fs_path
 from nnlint import __version__
 from nnlint.api import lint_text
 from nnlint.catalogue import rule_url
-from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
+from nnlint.engine.config import Config, editor_config
 from nnlint.engine.model import Finding, Fix
 from nnlint.engine.runner import LintRun
 from nnlint.engine.source import SourceFile
@@ -41,13 +41,7 @@ server = NnlintServer()
 
 @lru_cache(maxsize=64)
 def _config_for(directory: str) -> Config:
-    found = find_config_file(Path(directory))
-    if found is None:
-        return Config(root=Path(directory))
-    try:
-        return load_config(found)
-    except ConfigError:
-        return Config(root=Path(directory))
+    return editor_config(Path(directory))
 
 
 def _lint(ls: NnlintServer, uri: str) -> LintRun:
