@@ -12,7 +12,14 @@ from collections.abc import Sequence
 
 from nnlint.engine.context import CallSite, ClassSite, FileContext, FunctionContext, Mode
 from nnlint.engine.model import ClassRecord, FileResult
-from nnlint.engine.names import BindingCollector, Scope, instance_parameter, parameter_names, qualified_name
+from nnlint.engine.names import (
+    BindingCollector,
+    Scope,
+    child_blocks,
+    instance_parameter,
+    parameter_names,
+    qualified_name,
+)
 from nnlint.rules.base import Rule
 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
@@ -58,7 +65,7 @@ class FileAnalyzer:
                 inner = self.file.function_scope(statement, scope)
                 self._scan_for_classes(statement.body, inner, f"{prefix}{statement.name}.<locals>.")
             else:
-                for block in _blocks(statement):
+                for block in child_blocks(statement):
                     self._scan_for_classes(block, scope, prefix)
 
     def _class(self, node: ast.ClassDef, scope: Scope, prefix: str) -> None:
@@ -79,7 +86,7 @@ class FileAnalyzer:
                 if is_candidate and self.walk_bodies:
                     self._function(statement, scope, instance_parameter(statement), None, qualname, Mode.ANY)
             else:
-                for block in _blocks(statement):
+                for block in child_blocks(statement):
                     self._class_body(block, scope, qualname, is_candidate)
 
     def _base_names(self, expr: ast.expr, scope: Scope) -> list[str]:
@@ -238,19 +245,6 @@ def _terminates(body: list[ast.stmt]) -> bool:
 
 
 # -- helpers -----------------------------------------------------------------
-
-
-def _blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
-    blocks = []
-    for field in ("body", "orelse", "finalbody"):
-        block = getattr(statement, field, None)
-        if isinstance(block, list):
-            blocks.append(block)
-    for handler in getattr(statement, "handlers", None) or []:
-        blocks.append(handler.body)
-    for case in getattr(statement, "cases", None) or []:
-        blocks.append(case.body)
-    return blocks
 
 
 def _nested_self(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, parent: FunctionContext) -> str | None:

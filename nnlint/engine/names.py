@@ -8,7 +8,7 @@ library, assigned locally, or taken as a parameter is not torch.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from nnlint import torch_facts
 
@@ -168,6 +168,31 @@ def _names_in_target(target: ast.expr) -> Iterable[str]:
             yield from _names_in_target(element)
     elif isinstance(target, ast.Starred):
         yield from _names_in_target(target.value)
+
+
+def child_blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists nested directly in a statement (bodies, branches, handlers, cases)."""
+    blocks = []
+    for field in ("body", "orelse", "finalbody"):
+        block = getattr(statement, field, None)
+        if isinstance(block, list):
+            blocks.append(block)
+    for handler in getattr(statement, "handlers", None) or []:
+        blocks.append(handler.body)
+    for case in getattr(statement, "cases", None) or []:
+        blocks.append(case.body)
+    return blocks
+
+
+def all_statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of ``body``, nested blocks and nested definitions included
+    (much cheaper than ``ast.walk`` when only statements matter)."""
+    stack = list(body)
+    while stack:
+        statement = stack.pop()
+        yield statement
+        for block in child_blocks(statement):
+            stack.extend(block)
 
 
 _STATIC_DECORATORS = frozenset({"staticmethod", "classmethod"})

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from nnlint import torch_facts
 from nnlint.engine.context import CallSite, ClassSite, find_argument
 from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import Scope, qualified_name, self_attribute
+from nnlint.engine.names import Scope, all_statements, qualified_name, self_attribute
 from nnlint.rules.base import Rule
 
 F = "torch.nn.functional"
@@ -145,7 +145,7 @@ def _layer_attributes(site: ClassSite) -> dict[str, str]:
     layers: dict[str, str] = {}
     ambiguous: set[str] = set()
     for method in methods:
-        for node in ast.walk(method):
+        for node in all_statements(method.body):
             if not isinstance(node, (ast.Assign, ast.AnnAssign)):
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]

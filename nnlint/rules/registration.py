@@ -223,6 +223,8 @@ def plain_containers(site: ClassSite) -> list[PlainContainer]:
         container = _container_assignment(statement, self_name, scope)
         if container is not None:
             found[container.name] = container
+    if not found:
+        return []  # the usual case: skip the walks below
     _collect_appends(init, self_name, scope, found)
     registered = _registered_names(site, self_name)
     return [c for c in found.values() if c.kind and c.name not in registered]
