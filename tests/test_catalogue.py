@@ -141,6 +141,8 @@ def _built_in_forward(bad, good, x, torch, outputs, deterministic, same_weights)
     assert not deterministic(bad, x)
     assert deterministic(good, x)
     assert sum(p.numel() for p in good.parameters()) == sum(p.numel() for p in bad.parameters()) + 8 * 2 + 2
+    assert isinstance(dict(good.named_children())["head"], torch.nn.Linear)
+    assert set(good.state_dict()) == set(bad.state_dict()) | {"head.weight", "head.bias"}
 
 
 def _plain_tensor(bad, good, x, torch, outputs, deterministic, same_weights) -> None:

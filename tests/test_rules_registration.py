@@ -191,3 +191,87 @@ class M(nn.Module):
 def test_nn301(forward: str, helper: str, rows: list[int]) -> None:
     text = module_source(FORWARD.format(forward=forward, helper=helper))
     assert found(text) == [("NN301", row) for row in rows]
+
+
+FORWARD_FIX = """
+class M(nn.Module):
+    def __init__(self, dim=4):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        {body}
+"""
+
+
+def forward_fix(body: str) -> tuple[str, str]:
+    indented = "\n        ".join(body.strip("\n").splitlines())
+    text = module_source(FORWARD_FIX.format(body=indented))
+    return text, fix_text(text, unsafe=True, select=["NN301"])
+
+
+@pytest.mark.parametrize(
+    ("body", "init_line", "forward_lines"),
+    [
+        (  # a named layer: the name becomes the attribute
+            "head = nn.Linear(self.dim, 2)\nreturn head(x)",
+            "self.head = nn.Linear(self.dim, 2)",
+            ["return self.head(x)"],
+        ),
+        (  # used inline: named after the class
+            "return nn.LayerNorm(4, eps=1e-6)(x)",
+            "self.layer_norm = nn.LayerNorm(4, eps=1e-6)",
+            ["return self.layer_norm(x)"],
+        ),
+        (  # assigned to self in forward: moved as it is
+            "self.norm = nn.BatchNorm1d(4)\nreturn self.norm(x)",
+            "self.norm = nn.BatchNorm1d(4)",
+            ["return self.norm(x)"],
+        ),
+        (  # two constructions: two layers (they were different weights)
+            "return nn.Linear(4, 4)(x) + nn.Linear(4, 4)(x)",
+            "self.linear = nn.Linear(4, 4)\n        self.linear_2 = nn.Linear(4, 4)",
+            ["return self.linear(x) + self.linear_2(x)"],
+        ),
+    ],
+)
+def test_nn301_fix_moves_the_layer_to_init(body: str, init_line: str, forward_lines: list[str]) -> None:
+    _, fixed = forward_fix(body)
+    init_part, forward_part = fixed.split("    def forward(self, x):\n")
+    assert init_part.endswith(f"        self.dim = dim\n        {init_line}\n\n")
+    assert forward_part == "".join(f"        {line}\n" for line in forward_lines)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return nn.Linear(x.shape[-1], 2)(x)",  # depends on the input
+        "for _ in range(2):\n    x = nn.Linear(4, 4)(x)\nreturn x",  # one layer per iteration
+        "return [nn.Linear(4, 4)(x) for _ in range(2)]",
+        "return nn.Linear(self.width, 4)(x)",  # not set in __init__
+        "n = 4\nreturn nn.Linear(n, 4)(x)",  # a local value
+    ],
+)
+def test_nn301_no_fix_when_the_move_is_not_sound(body: str) -> None:
+    text, fixed = forward_fix(body)
+    assert [code for code, _ in found(text, select=["NN301"])] == ["NN301"]
+    assert fixed == text
+
+
+def test_nn301_no_fix_without_init() -> None:
+    text = module_source("class M(nn.Module):\n    def forward(self, x):\n        return nn.Linear(4, 4)(x)\n")
+    assert found(text, select=["NN301"]) == [("NN301", 8)]
+    assert fix_text(text, unsafe=True) == text
+
+
+@pytest.mark.torch
+def test_nn301_fixed_module_registers_trains_and_saves_the_layer() -> None:
+    from runtime_helpers import module_from_source, torch
+
+    _, fixed = forward_fix("head = nn.Linear(self.dim, 2)\nreturn head(x)")
+    model = module_from_source(fixed, "nn301_fixed").M()
+    assert isinstance(dict(model.named_children())["head"], torch.nn.Linear)
+    assert set(model.state_dict()) == {"head.weight", "head.bias"}
+    assert any(p is model.head.weight for p in model.parameters())
+    x = torch.randn(3, 4)
+    assert torch.equal(model(x), model(x))

@@ -71,6 +71,17 @@ class InsertStatementBefore:
 
 
 @dataclass(frozen=True)
+class InsertStatementAfter:
+    """Insert ``code`` (statements) after the statement starting where ``statement`` starts.
+
+    Identical insertions at one place are made once (e.g. two fixes that add the same layer).
+    """
+
+    statement: Span
+    code: str
+
+
+@dataclass(frozen=True)
 class RemoveStatement:
     """Remove a simple statement; comment lines above it stay."""
 
@@ -93,14 +104,23 @@ class AddImport:
 
 
 ArgumentEdit = AddKeywordArgument | ReplaceArgument | GuardArgumentWithTraining
-Edit = ArgumentEdit | ReplaceStatement | InsertStatementBefore | RemoveStatement | ReplaceExpression | AddImport
+Edit = (
+    ArgumentEdit
+    | ReplaceStatement
+    | InsertStatementBefore
+    | InsertStatementAfter
+    | RemoveStatement
+    | ReplaceExpression
+    | AddImport
+)
+InsertEdit = InsertStatementBefore | InsertStatementAfter
 
 
 def edit_span(edit: Edit) -> Span | None:
     """The source range an edit rewrites (None for imports)."""
     if isinstance(edit, (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)):
         return edit.call
-    if isinstance(edit, (ReplaceStatement, RemoveStatement, InsertStatementBefore)):
+    if isinstance(edit, (ReplaceStatement, RemoveStatement, InsertStatementBefore, InsertStatementAfter)):
         return edit.statement
     if isinstance(edit, ReplaceExpression):
         return edit.expression
@@ -110,11 +130,14 @@ def edit_span(edit: Edit) -> Span | None:
 def edits_conflict(first: Edit, second: Edit) -> bool:
     """Two edits that cannot be applied in the same pass.
 
-    Argument edits of nested calls compose; anything that replaces a range
-    conflicts with any edit inside or around it.
+    Argument edits of nested calls compose, and so do insertions; anything
+    that replaces a range conflicts with any edit inside or around it.
     """
     span_a, span_b = edit_span(first), edit_span(second)
     if span_a is None or span_b is None:
+        return False
+    inserts = (InsertStatementBefore, InsertStatementAfter)
+    if isinstance(first, inserts) and isinstance(second, inserts):
         return False
     argument_edits = (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)
     if isinstance(first, argument_edits) and isinstance(second, argument_edits):
@@ -132,6 +155,8 @@ class StateDictChange:
     #: The class's own parameter and buffer names before the fix, and its submodule names.
     old_keys: tuple[str, ...] = ()
     children: tuple[str, ...] = ()
+    #: Submodules the fix adds (with all their keys new), e.g. a layer moved out of ``forward``.
+    new_children: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,9 @@ def _fix_file(
         applied_ids = {id(fix) for fix in applied}
         outcome.applied_findings.extend(finding for finding in fixable if id(finding.fix) in applied_ids)
         for finding in fixable:
-            if id(finding.fix) in applied_ids and finding.fix.state_dict is not None:  # type: ignore[union-attr]
-                outcome.state_dict_changes.append((finding.module_class or "", finding.fix.state_dict))  # type: ignore[union-attr]
+            change = finding.fix.state_dict if id(finding.fix) in applied_ids else None  # type: ignore[union-attr]
+            if change is not None and (change.renames or change.added):
+                outcome.state_dict_changes.append((finding.module_class or "", change))
         relinted = lint_source(source.with_text(text), module, is_package, rules)
         outcome.remaining = applicable_findings(relinted.findings, run.index, run.settings)
     return outcome

@@ -14,6 +14,7 @@ from nnlint.engine.model import (
     Edit,
     Fix,
     GuardArgumentWithTraining,
+    InsertStatementAfter,
     InsertStatementBefore,
     RemoveStatement,
     ReplaceArgument,
@@ -63,11 +64,15 @@ class SourceEditor(cst.CSTTransformer):
         super().__init__()
         self.edits: dict[Span, list[tuple[Fix, Edit]]] = defaultdict(list)
         self.imports: list[tuple[Fix, AddImport]] = []
+        #: insertions after a statement, by the statement's start (row, column)
+        self.appends: dict[tuple[int, int], list[tuple[Fix, InsertStatementAfter]]] = defaultdict(list)
         for fix in fixes:
             for edit in fix.edits:
                 span = edit_span(edit)
                 if span is None:
                     self.imports.append((fix, edit))  # type: ignore[arg-type]
+                elif isinstance(edit, InsertStatementAfter):
+                    self.appends[(span.row, span.column)].append((fix, edit))
                 else:
                     self.edits[span].append((fix, edit))
         self.failed: set[int] = set()
@@ -149,10 +154,8 @@ class SourceEditor(cst.CSTTransformer):
         result: list = []
         carried: list[cst.EmptyLine] = []  # comment lines of removed statements
         for original, node in zip(originals, updated, strict=True):
-            for fix, insert in self._inserts(original):
-                statements = list(cst.parse_module(insert.code).body)
-                result.extend(statements)
-                self._mark(fix)
+            result.extend(self._insertions(self._inserts(original)))
+            appended = self._insertions(self._appends(original))
             edits = []
             if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
                 edits = self._pending(original.body[0], (ReplaceStatement, RemoveStatement))
@@ -162,6 +165,7 @@ class SourceEditor(cst.CSTTransformer):
                     carried = []
                 else:
                     result.append(node)
+                result.extend(appended)
                 continue
             fix, edit = edits[0]
             for other, _ in edits[1:]:
@@ -171,12 +175,29 @@ class SourceEditor(cst.CSTTransformer):
             carried = []
             if isinstance(edit, RemoveStatement):
                 carried = [line for line in leading if line.comment is not None]
+                result.extend(appended)
                 continue
             assert isinstance(edit, ReplaceStatement)
             statements = list(cst.parse_module(edit.code).body)
             statements[0] = statements[0].with_changes(leading_lines=leading)
             result.extend(statements)
+            result.extend(appended)
         return result
+
+    def _insertions(self, inserts: Sequence[tuple[Fix, InsertStatementBefore | InsertStatementAfter]]) -> list:
+        """The statements to insert at one place; identical code is inserted once."""
+        statements: list = []
+        seen: set[str] = set()
+        for fix, insert in inserts:
+            if insert.code not in seen:
+                seen.add(insert.code)
+                statements.extend(cst.parse_module(insert.code).body)
+            self._mark(fix)
+        return statements
+
+    def _appends(self, original: cst.CSTNode) -> list[tuple[Fix, InsertStatementAfter]]:
+        position = self.get_metadata(PositionProvider, original)
+        return self.appends.pop((position.start.line, position.start.column), [])
 
     def _inserts(self, original: cst.CSTNode) -> list[tuple[Fix, InsertStatementBefore]]:
         """Insertions before this statement (matched on its first small statement, or itself)."""

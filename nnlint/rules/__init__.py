@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nnlint.rules.base import Rule
+from nnlint.rules.built_in_forward import LayerBuiltInForward
 from nnlint.rules.call_correctness import (
     BadTorchArguments,
     DeprecatedFunctional,
@@ -20,7 +21,6 @@ from nnlint.rules.manual_weights import (
     ManualPReLU,
 )
 from nnlint.rules.registration import (
-    LayerBuiltInForward,
     MissingSuperInit,
     ModulesInPlainContainer,
     ParametersInPlainContainer,

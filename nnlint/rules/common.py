@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from nnlint.engine.model import AddImport
-from nnlint.engine.names import Scope
+import ast
+import keyword
+import re
+
+from nnlint.engine.context import ClassSite
+from nnlint.engine.model import AddImport, InsertStatementAfter
+from nnlint.engine.names import Scope, instance_parameter, self_attribute
 
 
 def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
@@ -22,3 +27,90 @@ def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
     alias = "nn" if "nn" not in root.bindings else "torch_nn"
     statement = "import torch.nn as nn" if alias == "nn" else "import torch.nn as torch_nn"
     return alias, AddImport(statement)
+
+
+# -- a class's methods and attributes --------------------------------------------------------
+
+Method = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def methods_of(site: ClassSite) -> dict[str, Method]:
+    """The methods defined directly in the class body."""
+    return {node.name: node for node in site.node.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def init_method(site: ClassSite) -> ast.FunctionDef | None:
+    method = methods_of(site).get("__init__")
+    return method if isinstance(method, ast.FunctionDef) else None
+
+
+def forward_methods(site: ClassSite) -> list[Method]:
+    """``forward`` and the instance methods it calls through ``self`` (transitively)."""
+    methods = methods_of(site)
+    reached: list[Method] = []
+    pending = ["forward"]
+    while pending:
+        method = methods.get(pending.pop())
+        self_name = instance_parameter(method) if method is not None else None
+        if method is None or self_name is None or method in reached:
+            continue
+        reached.append(method)
+        for node in ast.walk(method):
+            if isinstance(node, ast.Call) and self_attribute(node.func, self_name) in methods:
+                pending.append(node.func.attr)  # type: ignore[attr-defined]
+    return reached
+
+
+def init_attributes(site: ClassSite) -> set[str]:
+    """Attributes ``__init__`` assigns on ``self`` (anywhere in its body)."""
+    init = init_method(site)
+    self_name = instance_parameter(init) if init is not None else None
+    if init is None or self_name is None:
+        return set()
+    names = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            name = self_attribute(node, self_name)
+            if name:
+                names.add(name)
+    return names
+
+
+def member_names(site: ClassSite) -> set[str]:
+    """Every name a new attribute could clash with: class-level names and any ``x.name`` in the class."""
+    names = {node.attr for node in ast.walk(site.node) if isinstance(node, ast.Attribute)}
+    for statement in site.node.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(statement.name)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def free_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... whichever is not taken (and mark it taken)."""
+    name, number = base, 2
+    while name in taken or keyword.iskeyword(name):
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+def snake_case(class_name: str) -> str:
+    """``BatchNorm2d`` → ``batch_norm2d``, ``ReLU`` → ``relu``, ``MyBlock`` → ``my_block``."""
+    class_name = class_name.replace("PReLU", "Prelu").replace("ReLU", "Relu").replace("SiLU", "Silu")
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name)
+    return words.lower()
+
+
+def append_to_init(site: ClassSite, statement: str) -> InsertStatementAfter | None:
+    """An edit adding ``<self>.statement`` at the end of ``__init__`` (None where that is not sound)."""
+    init = init_method(site)
+    self_name = instance_parameter(init) if init is not None else None
+    if init is None or self_name is None or not init.body:
+        return None
+    last = init.body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return None
+    return InsertStatementAfter(site.file.span(last), f"{self_name}.{statement}\n")

@@ -175,7 +175,7 @@ def _element_kind(value: ast.expr, scope: Scope) -> tuple[str, str | None] | Non
     return None
 
 
-def _is_stateless(value: ast.expr, scope: Scope) -> bool:
+def is_stateless(value: ast.expr, scope: Scope) -> bool:
     """A torch layer without state or mode: an activation, or a loss built without a weight."""
     callee = qualified_name(value.func, scope) if isinstance(value, ast.Call) else None  # type: ignore[union-attr]
     if callee is None or not callee.startswith("torch.nn."):
@@ -246,7 +246,7 @@ def _container_assignment(statement: ast.stmt, self_name: str, scope: Scope) -> 
     kinds = [_element_kind(value, scope) for value in values]
     if any(kind is None for kind in kinds) or len({kind[0] for kind in kinds}) != 1:  # type: ignore[index]
         return None
-    if all(_is_stateless(value, scope) for value in values):
+    if all(is_stateless(value, scope) for value in values):
         return None  # e.g. a dict of loss functions: nothing to register
     kind = kinds[0][0]  # type: ignore[index]
     classes = [cls for _, cls in kinds if cls]  # type: ignore[misc]
@@ -469,61 +469,3 @@ def _requires_grad(value: ast.expr) -> bool:
         isinstance(node, ast.keyword) and node.arg == "requires_grad" and getattr(node.value, "value", None) is True
         for node in ast.walk(value)
     )
-
-
-# -- NN301: a layer built during forward ---------------------------------------------------------
-
-
-def _forward_methods(site: ClassSite) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
-    """``forward`` and the methods it calls through ``self`` (transitively)."""
-    methods = {m.name: m for m in site.node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if "forward" not in methods:
-        return []
-    reached, pending = [], ["forward"]
-    while pending:
-        name = pending.pop()
-        method = methods.get(name)
-        if method is None or method in reached or not method.args.args:
-            continue
-        reached.append(method)
-        self_name = method.args.args[0].arg
-        for node in ast.walk(method):
-            if isinstance(node, ast.Call) and self_attribute(node.func, self_name) in methods:
-                pending.append(node.func.attr)  # type: ignore[attr-defined]
-    return reached
-
-
-class LayerBuiltInForward(Rule):
-    code = "NN301"
-    name = "layer-built-in-forward"
-    summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
-    checks_classes = True
-    triggers = frozenset({"forward"})
-
-    def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        from nnlint import torch_facts
-
-        torch_layers = torch_facts.nn_class_names()
-        for method in _forward_methods(site):
-            scope = site.method_scope(method)
-            for node in ast.walk(method):
-                if not isinstance(node, ast.Call):
-                    continue
-                callee = qualified_name(node.func, scope)
-                if callee is None:
-                    continue
-                name = callee.rsplit(".", 1)[-1]
-                is_torch_layer = callee.startswith("torch.nn.") and name in torch_layers
-                is_project_class = not callee.startswith("torch.") and name[:1].isupper()
-                if not (is_torch_layer or is_project_class) or _is_stateless(node, scope) or name.endswith("Loss"):
-                    continue  # a loss or an activation built per call holds no weights of its own
-                where = "`forward`" if method.name == "forward" else f"`{method.name}` (called from `forward`)"
-                yield Finding(
-                    self.code,
-                    f"`{site.file.text_of(node.func)}` is constructed in {where}: new random weights at every call, "
-                    "never trained, saved or moved to the device; build it in `__init__`",
-                    site.file.source.path,
-                    site.file.span(node),
-                    module_class=site.qualname,
-                    also_modules=() if is_torch_layer else (callee,),
-                )

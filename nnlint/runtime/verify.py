@@ -42,6 +42,7 @@ class ClassCheck:
     input: str | None = None
     renames: dict[str, str] = field(default_factory=dict)
     added: list[str] = field(default_factory=list)
+    new_children: list[str] = field(default_factory=list)
     keeps_modes: list[str] = field(default_factory=lambda: ["eval", "train"])
     eval_deterministic: bool = False
     structural: bool = False
@@ -89,6 +90,7 @@ def plan_checks(path: str, module: str, applied: list[Finding], config: Config) 
         if fix.state_dict is not None:
             check.renames.update(dict(fix.state_dict.renames))
             check.added.extend(fix.state_dict.added)
+            check.new_children.extend(fix.state_dict.new_children)
     return list(checks.values())
 
 

@@ -75,25 +75,38 @@ def verify_class(check: dict, original: Any, fixed: Any, device: str) -> dict:
 
 
 def _carry_weights(old: Any, new: Any, check: dict) -> str | None:
-    """Load the old weights into the new module through the renames; None when it fits."""
+    """Load the old weights into the new module through the renames; None when it fits.
+
+    Submodules a fix adds (``new_children``) must be registered; their keys are new.
+    """
     import torch
 
+    children = dict(new.named_children())
+    added_children = check.get("new_children", [])
+    unregistered = [name for name in added_children if name not in children]
+    if unregistered:
+        return f"the fixed module does not register {', '.join(unregistered)}"
+    fresh = {f"{name}.{key}" for name in added_children for key in children[name].state_dict()}
     renames = check.get("renames", {})
     migrated = {renames.get(key, key): value for key, value in old.state_dict().items()}
     for key in check.get("added", []):
         migrated.setdefault(key, torch.tensor(0, dtype=torch.long))
-    expected, actual = set(migrated), set(new.state_dict())
+    expected, actual = set(migrated), set(new.state_dict()) - fresh
     if expected != actual:
         missing, unexpected = sorted(actual - expected), sorted(expected - actual)
         return f"state_dict keys differ from what the renames predict (missing: {missing}, unexpected: {unexpected})"
     old_count = sum(p.numel() for p in old.parameters())
-    new_count = sum(p.numel() for p in new.parameters())
+    new_count = sum(p.numel() for p in new.parameters()) - sum(
+        p.numel() for name in added_children for p in children[name].parameters()
+    )
     if old_count != new_count:
         return f"parameter count changed: {old_count} -> {new_count}"
     try:
-        new.load_state_dict(migrated, strict=True)
+        outcome = new.load_state_dict(migrated, strict=not fresh)
     except RuntimeError as error:
         return f"the old weights do not load: {str(error).splitlines()[0]}"
+    if fresh and (set(outcome.missing_keys) - fresh or outcome.unexpected_keys):
+        return f"the old weights do not load: missing {outcome.missing_keys}, unexpected {outcome.unexpected_keys}"
     return None
 
 

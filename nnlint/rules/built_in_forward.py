@@ -1,0 +1,165 @@
+"""NN301: a layer constructed while the model runs, and the fix that builds it once in ``__init__``."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+
+from nnlint import torch_facts
+from nnlint.engine.context import ClassSite
+from nnlint.engine.model import Edit, Finding, Fix, RemoveStatement, ReplaceExpression, StateDictChange
+from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.rules.base import Rule
+from nnlint.rules.common import (
+    Method,
+    append_to_init,
+    forward_methods,
+    free_name,
+    init_attributes,
+    init_method,
+    member_names,
+    snake_case,
+)
+from nnlint.rules.registration import is_stateless
+
+_LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _calls(method: Method) -> Iterator[tuple[ast.Call, bool, ast.stmt | None]]:
+    """Calls in a method: (call, runs repeatedly or later, the statement it is the whole value of)."""
+    stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in reversed(method.body)]
+    while stack:
+        node, repeated = stack.pop()
+        if isinstance(node, ast.Call):
+            yield node, repeated, None
+        if isinstance(node, (ast.Assign, ast.Expr)) and isinstance(node.value, ast.Call):
+            yield node.value, repeated, node
+            stack.extend((child, repeated) for child in ast.iter_child_nodes(node.value))
+            stack.extend((t, repeated) for t in getattr(node, "targets", []))
+            continue
+        inner = repeated or isinstance(node, _LOOPS + _NESTED)
+        stack.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
+
+
+class LayerBuiltInForward(Rule):
+    code = "NN301"
+    name = "layer-built-in-forward"
+    summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
+    fix = "sometimes"
+    checks_classes = True
+    triggers = frozenset({"forward"})
+
+    def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        taken: set[str] | None = None
+        for method in forward_methods(site):
+            scope = site.method_scope(method)
+            seen: set[int] = set()
+            for node, repeated, statement in _calls(method):
+                if id(node) in seen:
+                    continue
+                seen.add(id(node))
+                layer = _layer_class(node, scope)
+                if layer is None:
+                    continue
+                callee, is_torch_layer = layer
+                fix = None
+                if not repeated:
+                    taken = member_names(site) if taken is None else taken
+                    fix = _move_to_init(site, method, node, statement, callee, taken)
+                where = "`forward`" if method.name == "forward" else f"`{method.name}` (called from `forward`)"
+                yield Finding(
+                    self.code,
+                    f"`{site.file.text_of(node.func)}` is constructed in {where}: new random weights at every call, "
+                    "never trained, saved or moved to the device; build it in `__init__`",
+                    site.file.source.path,
+                    site.file.span(node),
+                    fix=fix,
+                    module_class=site.qualname,
+                    also_modules=() if is_torch_layer else (callee,),
+                )
+
+
+def _layer_class(node: ast.Call, scope: Scope) -> tuple[str, bool] | None:
+    """(callee, is a torch layer) when ``node`` constructs a layer that holds state."""
+    callee = qualified_name(node.func, scope)
+    if callee is None:
+        return None
+    name = callee.rsplit(".", 1)[-1]
+    is_torch_layer = callee.startswith("torch.nn.") and name in torch_facts.nn_class_names()
+    is_project_class = not callee.startswith("torch.") and name[:1].isupper()
+    if not (is_torch_layer or is_project_class) or is_stateless(node, scope) or name.endswith("Loss"):
+        return None  # a loss or an activation built per call holds no weights of its own
+    return callee, is_torch_layer
+
+
+def _move_to_init(
+    site: ClassSite, method: Method, node: ast.Call, statement: ast.stmt | None, callee: str, taken: set[str]
+) -> Fix | None:
+    """Build the layer once as ``self.<name>`` at the end of ``__init__`` and use that attribute."""
+    init = init_method(site)
+    self_name = instance_parameter(method)
+    if init is None or self_name is None or instance_parameter(init) != self_name:
+        return None
+    if not _fixed_at_construction(node, self_name, init_attributes(site), site.method_scope(method)):
+        return None
+    target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
+    attribute = self_attribute(target, self_name) if target is not None else None
+    edits: list[Edit] = []
+    if attribute is not None:  # ``self.proj = nn.Linear(...)`` in forward: assign it in __init__ instead
+        if attribute in init_attributes(site):
+            return None
+        name = attribute
+        edits.append(RemoveStatement(site.file.span(statement)))  # type: ignore[arg-type]
+    elif isinstance(target, ast.Name) and (loads := _single_assignment_loads(method, target.id)) is not None:
+        # ``head = nn.Linear(...)`` ... ``head(x)``: use ``self.head`` where ``head`` was read
+        name = free_name(target.id, taken)
+        edits.append(RemoveStatement(site.file.span(statement)))  # type: ignore[arg-type]
+        edits.extend(ReplaceExpression(site.file.span(load), f"{self_name}.{name}") for load in loads)
+    else:
+        name = free_name(snake_case(callee.rsplit(".", 1)[-1]), taken)
+        edits.append(ReplaceExpression(site.file.span(node), f"{self_name}.{name}"))
+    insert = append_to_init(site, f"{name} = {site.file.text_of(node)}")
+    if insert is None:
+        return None
+    edits.append(insert)
+    return Fix(
+        "unsafe",
+        f"Build it once in `__init__` as `{self_name}.{name}`",
+        tuple(edits),
+        state_dict=StateDictChange(renames=(), new_children=(name,)),
+        keeps_modes=(),  # the old model drew new weights at every call: nothing to compare
+        makes_eval_deterministic=True,
+    )
+
+
+def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None:
+    """The reads of ``name`` when the method assigns it exactly once (and nothing nested rebinds it)."""
+    stores, loads = 0, []
+    for node in ast.walk(method):
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return None
+        if isinstance(node, _NESTED) and node is not method:
+            bound = {a.arg for a in ast.walk(node.args)} if hasattr(node, "args") else set()  # type: ignore[attr-defined]
+            if name in bound:
+                return None
+        if isinstance(node, ast.Name) and node.id == name:
+            if isinstance(node.ctx, ast.Load):
+                loads.append(node)
+            else:
+                stores += 1
+    return loads if stores == 1 else None
+
+
+def _fixed_at_construction(node: ast.Call, self_name: str, init_attrs: set[str], scope: Scope) -> bool:
+    """Every value in the call is a literal, a global name or an attribute ``__init__`` sets."""
+    local_names = set(scope.bindings)
+    for child in ast.walk(node):
+        if isinstance(child, _NESTED + _LOOPS + (ast.NamedExpr, ast.Starred, ast.Await, ast.Yield)):
+            return False
+        if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == self_name:
+            if child.attr not in init_attrs:
+                return False
+        elif isinstance(child, ast.Name) and child.id != self_name and child.id in local_names:
+            return False  # a value of this call (e.g. the input's shape)
+    return True
