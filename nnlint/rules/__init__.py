@@ -27,6 +27,7 @@ from nnlint.rules.registration import (
     PlainTensorAttributeStatic,
 )
 from nnlint.rules.runtime_only import EvalNotDeterministic
+from nnlint.rules.style import StatelessFunctionalInForward
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,
@@ -60,6 +61,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     LossOnProbabilities,
     DeprecatedFunctional,
     LayerOutputUnused,
+    StatelessFunctionalInForward,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

@@ -13,6 +13,7 @@ from nnlint.rules.base import Rule
 from nnlint.rules.common import (
     Method,
     append_to_init,
+    fixed_at_construction,
     forward_methods,
     free_name,
     init_attributes,
@@ -101,7 +102,7 @@ def _move_to_init(
     self_name = instance_parameter(method)
     if init is None or self_name is None or instance_parameter(init) != self_name:
         return None
-    if not _fixed_at_construction(node, self_name, init_attributes(site), site.method_scope(method)):
+    if not fixed_at_construction([node], self_name, init_attributes(site), site.method_scope(method)):
         return None
     target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
     attribute = self_attribute(target, self_name) if target is not None else None
@@ -149,17 +150,3 @@ def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None
             else:
                 stores += 1
     return loads if stores == 1 else None
-
-
-def _fixed_at_construction(node: ast.Call, self_name: str, init_attrs: set[str], scope: Scope) -> bool:
-    """Every value in the call is a literal, a global name or an attribute ``__init__`` sets."""
-    local_names = set(scope.bindings)
-    for child in ast.walk(node):
-        if isinstance(child, _NESTED + _LOOPS + (ast.NamedExpr, ast.Starred, ast.Await, ast.Yield)):
-            return False
-        if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == self_name:
-            if child.attr not in init_attrs:
-                return False
-        elif isinstance(child, ast.Name) and child.id != self_name and child.id in local_names:
-            return False  # a value of this call (e.g. the input's shape)
-    return True

@@ -77,8 +77,13 @@ def init_attributes(site: ClassSite) -> set[str]:
 
 
 def member_names(site: ClassSite) -> set[str]:
-    """Every name a new attribute could clash with: class-level names and any ``x.name`` in the class."""
-    names = {node.attr for node in ast.walk(site.node) if isinstance(node, ast.Attribute)}
+    """Every name a new attribute could clash with: class-level names and ``self.<name>`` in any method."""
+    self_names = {instance_parameter(method) for method in methods_of(site).values()} - {None}
+    names = {
+        node.attr
+        for node in ast.walk(site.node)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in self_names
+    }
     for statement in site.node.body:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(statement.name)
@@ -114,3 +119,37 @@ def append_to_init(site: ClassSite, statement: str) -> InsertStatementAfter | No
     if isinstance(last, (ast.Return, ast.Raise)):
         return None
     return InsertStatementAfter(site.file.span(last), f"{self_name}.{statement}\n")
+
+
+_NOT_FIXED = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.NamedExpr,
+    ast.Starred,
+    ast.Await,
+    ast.Yield,
+)
+
+
+def fixed_at_construction(values: list[ast.expr], self_name: str, init_attrs: set[str], scope: Scope) -> bool:
+    """Every value is built from literals, module-level names and attributes ``__init__`` sets.
+
+    Such expressions mean the same in ``__init__`` as in the method (``scope``) they are written in.
+    """
+    local_names = set(scope.bindings)
+    for value in values:
+        for child in ast.walk(value):
+            if isinstance(child, _NOT_FIXED):
+                return False
+            if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == self_name:
+                if child.attr not in init_attrs:
+                    return False
+            elif isinstance(child, ast.Name) and child.id != self_name and child.id in local_names:
+                return False  # a value computed in the method, such as the input's shape
+    return True
