@@ -175,9 +175,19 @@ def _stateless_layers(bad, good, x, torch, outputs, deterministic, same_weights)
     assert "ReLU()" in repr(good) and "ReLU" not in repr(bad)
 
 
+def _unused_layer(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN306: the unused layer only adds parameters; without it the model computes the same."""
+    good.load_state_dict({k: v for k, v in bad.state_dict().items() if not k.startswith("proj.")})
+    assert torch.equal(outputs(bad, x, False), outputs(good, x, False))
+    assert sum(p.numel() for p in bad.parameters()) - sum(p.numel() for p in good.parameters()) == 8 * 8 + 8
+    bad(x).sum().backward()
+    assert bad.proj.weight.grad is None  # never trained
+
+
 SPECIAL_BEHAVIOUR = {
     "NN301": _built_in_forward,
     "NN304": _plain_tensor,
+    "NN306": _unused_layer,
     "NN404": _loss_on_probabilities,
     "NN406": _unused_output,
     "NN501": _stateless_layers,

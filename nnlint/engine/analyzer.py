@@ -41,6 +41,7 @@ class FileAnalyzer:
         active = [rule for rule in rules if any(trigger in text for trigger in rule.trigger_strings())]
         self.walk_bodies = any(rule.calls for rule in active)
         self.class_rules = [rule for rule in active if rule.checks_classes]
+        self.needs_references = any(rule.needs_references for rule in rules)
         self.result = FileResult(path=file.source.path, module=file.module)
         self.prefix = f"{file.module}." if file.module else ""
 
@@ -52,6 +53,8 @@ class FileAnalyzer:
         self.result.exports = {name: origin for name, origin in collector.bindings.items() if origin}
         self.result.star_modules = list(collector.star_modules)
         self._scan_for_classes(self.tree.body, scope, self.prefix)
+        if self.needs_references:
+            self.result.references = references(self.tree)
         return self.result
 
     # -- classes -------------------------------------------------------------
@@ -203,6 +206,17 @@ class FileAnalyzer:
         site = CallSite(node, qualname, mode, function, class_qualname, self.file)  # type: ignore[arg-type]
         for rule in rules:
             self.result.findings.extend(rule.check_call(site))
+
+
+def references(tree: ast.AST) -> frozenset[str]:
+    """Attribute names read (``x.name``) and identifier-like string constants (``getattr(m, "name")``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            names.add(node.value)
+    return frozenset(names)
 
 
 def analyze_tree(file: FileContext, tree: ast.Module, rules: Sequence[Rule]) -> FileResult:

@@ -190,6 +190,8 @@ class Finding:
     module_class: str | None = None
     #: Further classes that must be nn.Modules for the finding to hold (e.g. a list's elements).
     also_modules: tuple[str, ...] = ()
+    #: An attribute name: the finding holds only if no linted file reads ``.name`` (or says ``"name"``).
+    unless_referenced: str | None = None
 
     @property
     def row(self) -> int:
@@ -222,3 +224,5 @@ class FileResult:
     #: Module-level names bound by imports or class definitions: name -> qualified origin.
     exports: dict[str, str] = field(default_factory=dict)
     star_modules: list[str] = field(default_factory=list)
+    #: Attribute names the file reads and identifier-like strings it holds (only when a rule needs them).
+    references: frozenset[str] = frozenset()

@@ -51,8 +51,11 @@ class ProjectIndex:
         self.loader = loader
         self._answers: dict[str, bool] = {}
         self._tried_modules: set[str] = set()
+        #: attribute names read anywhere in the analysed files (see ``FileResult.references``)
+        self.references: set[str] = set()
 
     def add(self, result: FileResult) -> None:
+        self.references.update(result.references)
         for record in result.classes:
             self.classes[record.qualname] = record.bases
         if result.module is not None:

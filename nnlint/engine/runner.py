@@ -228,11 +228,12 @@ def lint_paths(
 
 
 def applicable_findings(findings: Iterable[Finding], index: ProjectIndex, settings: Settings) -> list[Finding]:
-    """Drop findings in classes that are not nn.Modules, and codes not selected for the file."""
+    """Drop findings in classes that are not nn.Modules, of attributes read elsewhere, and codes not selected."""
     return [
         finding
         for finding in findings
         if settings.reports(finding.code, finding.path)
         and (finding.module_class is None or index.is_module_class(finding.module_class))
         and all(index.is_module_class(name) for name in finding.also_modules)
+        and (finding.unless_referenced is None or finding.unless_referenced not in index.references)
     ]

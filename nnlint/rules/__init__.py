@@ -34,6 +34,7 @@ from nnlint.rules.train_mode import (
     HardCodedTrainingFlag,
     OppositeTrainingDefault,
 )
+from nnlint.rules.unused_submodule import UnusedSubmodule
 
 #: Pseudo-codes for problems with a file itself, not a rule's finding.
 PARSE_ERROR = "NN001"
@@ -55,6 +56,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ParametersInPlainContainer,
     PlainTensorAttributeStatic,
     MissingSuperInit,
+    UnusedSubmodule,
     SubmoduleCallArity,
     BadTorchArguments,
     SoftmaxWithoutDim,

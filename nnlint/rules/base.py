@@ -34,6 +34,8 @@ class Rule:
     checks_classes: ClassVar[bool] = False
     #: found only by running the model (``nnlint runtime``), not by ``check``
     runtime_only: ClassVar[bool] = False
+    #: needs every file's attribute reads (:attr:`FileResult.references`) to decide its findings
+    needs_references: ClassVar[bool] = False
     triggers: ClassVar[frozenset[str] | None] = None
 
     @classmethod
