@@ -36,3 +36,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```sh\n(pip install .*?)\n```", README)
     assert commands == ["pip install -e . && nnlint check fixtures/", "pip install -e '.[dev]' && pytest"]
     assert commands[1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_rule_table_matches_the_registry() -> None:
+    from nnlint.rules import ALL_RULES
+
+    rows = dict(re.findall(r"^\| \[(NN\d{3})\]\(rules/NN\d{3}\.md\) \| (.*?) \|$", README, re.MULTILINE))
+    assert set(rows) == {rule.code for rule in ALL_RULES}
+    for rule in ALL_RULES:
+        name, default, fix, _ = (cell.strip() for cell in rows[rule.code].split(" | ", 3))
+        assert (name, default) == (rule.name, "on" if rule.default_enabled else "off"), rule.code
+        assert fix == (rule.fix if rule.fix != "none" else "–"), rule.code
