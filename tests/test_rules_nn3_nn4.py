@@ -275,6 +275,13 @@ class M(nn.Module):
         ("F.gelu(x)\nreturn x", "the result of `F.gelu` is discarded"),
         ("out = self.conv(x)\nout = self.bn(x)\nreturn out", "`out = self.conv(...)` is overwritten before it is read"),
         ("y = self.bn(x)\nreturn x", "`y = self.bn(...)` is never read"),
+        # nested blocks
+        ("if x.dim() == 4:\n    self.conv(x)\nreturn x", "the result of `self.conv` is discarded"),
+        ("for _ in range(2):\n    with torch.no_grad():\n        F.gelu(x)\nreturn x", "the result of `F.gelu`"),
+        ("if x.sum() > 0:\n    y = self.bn(x)\nreturn x", "`y = self.bn(...)` is never read"),
+        ("if x.sum() > 0:\n    y = self.bn(x)\ny = x\nreturn y", "`y = self.bn(...)` is overwritten"),
+        ("for _ in range(2):\n    y = self.conv(x)\n    y = self.bn(x)\n    x = y\nreturn x", "`y = self.conv"),
+        ("try:\n    x = x * 2\nexcept ValueError:\n    y = self.bn(x)\nreturn x", "`y = self.bn(...)` is never read"),
     ],
 )
 def test_nn406_reports(body: str, fate: str) -> None:
@@ -293,6 +300,16 @@ def test_nn406_reports(body: str, fate: str) -> None:
         "out = self.conv(x)\nif out.sum() > 0:\n    out = out * 2\nreturn out",
         "out = self.conv(x)\nfor _ in range(2):\n    out = self.bn(out)\nreturn out",
         "out = self.conv(x)\nresult = {'out': out}\nreturn result",
+        # nested blocks: read after the block, in another branch's join, or in the next iteration
+        "if x.sum() > 0:\n    x = self.bn(x)\nreturn x",
+        "if x.sum() > 0:\n    y = self.bn(x)\nelse:\n    y = x\nreturn y",
+        "y = x\nfor _ in range(2):\n    x = x + y\n    y = self.conv(x)\nreturn x",
+        "while x.sum() > 0:\n    y = self.conv(x)\n    if y.mean() > 0:\n        break\nreturn x",
+        "try:\n    y = self.conv(x)\nfinally:\n    pass\nreturn y",
+        "try:\n    y = self.conv(x)\n    x = x * 2\nexcept ValueError:\n    return y\nreturn x",
+        "def inner(t):\n    y = self.conv(t)\n    return t\nreturn inner(x)",
+        # called for what forward hooks record (timm's feature extraction)
+        "self.conv(x)\nreturn self.feature_hooks.get_output(x.device)",
     ],
 )
 def test_nn406_negatives(body: str) -> None:

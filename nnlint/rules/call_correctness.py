@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from nnlint import torch_facts
 from nnlint.engine.context import CallSite, ClassSite, find_argument
@@ -350,9 +350,14 @@ class LayerOutputUnused(Rule):
         self_name = forward.args.args[0].arg
         scope = site.method_scope(forward)
         layers = site.shared(_layer_attributes)
-        body = forward.body
-        for index, statement in enumerate(body):
-            if isinstance(statement, ast.Expr) and self._is_pure_layer_call(statement.value, self_name, scope, layers):
+        # a class with hooks may call a layer only for what its hooks record (timm's feature hooks)
+        uses_hooks = "hook" in site.file.lines_of(site.node).lower()
+        for statement, rest in _statements_and_what_follows(forward.body, []):
+            if (
+                isinstance(statement, ast.Expr)
+                and not uses_hooks
+                and self._is_pure_layer_call(statement.value, self_name, scope, layers)
+            ):
                 yield site.finding(
                     self.code,
                     f"the result of `{site.file.text_of(statement.value.func)}` is discarded: "  # type: ignore[union-attr]
@@ -366,7 +371,7 @@ class LayerOutputUnused(Rule):
                 and self._is_pure_layer_call(statement.value, self_name, scope, layers)
             ):
                 name = statement.targets[0].id
-                fate = _fate(name, body[index + 1 :])
+                fate = _fate(name, rest)
                 if fate is not None:
                     yield site.finding(
                         self.code,
@@ -413,6 +418,36 @@ _MAYBE_INPLACE_LAYERS = frozenset(
         "FeatureAlphaDropout",
     }
 )
+
+
+_TRY = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)  # TryStar: Python 3.11+
+
+
+def _statements_and_what_follows(
+    body: list[ast.stmt], after: list[ast.stmt]
+) -> Iterator[tuple[ast.stmt, list[ast.stmt]]]:
+    """Each statement of a function (nested functions aside) and the statements that may run after it.
+
+    A loop's body is followed by the loop itself (the next iteration), a ``try`` body by the whole
+    ``try`` (any handler may run): a name counts as read if it is read anywhere in them.
+    """
+    for index, statement in enumerate(body):
+        following = [*body[index + 1 :], *after]
+        yield statement, following
+        if isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
+            yield from _statements_and_what_follows(statement.body, [statement, *following])
+            yield from _statements_and_what_follows(statement.orelse, following)
+        elif isinstance(statement, _TRY):
+            yield from _statements_and_what_follows(statement.body, [statement, *following])
+            for block in (*(handler.body for handler in statement.handlers), statement.orelse):
+                yield from _statements_and_what_follows(block, [*statement.finalbody, *following])
+            yield from _statements_and_what_follows(statement.finalbody, following)
+        elif isinstance(statement, ast.Match):
+            for case in statement.cases:
+                yield from _statements_and_what_follows(case.body, following)
+        elif isinstance(statement, (ast.If, ast.With, ast.AsyncWith)):
+            for block in (statement.body, getattr(statement, "orelse", [])):
+                yield from _statements_and_what_follows(block, following)
 
 
 def _fate(name: str, rest: list[ast.stmt]) -> str | None:
