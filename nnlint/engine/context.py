@@ -62,7 +62,11 @@ class FileContext:
         return source.text[start:end]
 
     def text_of(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.source.text, node) or ast.unparse(node)
+        """The node's source text (``ast.get_source_segment`` splits the whole file at each call)."""
+        if getattr(node, "end_lineno", None) is None:
+            return ast.unparse(node)
+        span, source = self.span(node), self.source
+        return source.text[source.offset(span.row, span.column) : source.offset(span.end_row, span.end_column)]
 
 
 @dataclass

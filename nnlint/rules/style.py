@@ -172,14 +172,21 @@ class _LayerNames:
         self.site = site
         self.taken: set[str] | None = None
         self.by_construction: dict[str, str] = {}
-        self.existing: dict[str, str] = {}
-        init = init_method(site)
-        init_self = instance_parameter(init) if init is not None else None
-        for statement in init.body if init is not None else []:
-            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-                name = self_attribute(statement.targets[0], init_self)
-                if name is not None:
-                    self.existing[site.file.text_of(statement.value)] = name
+        self._existing: dict[str, str] | None = None
+
+    @property
+    def existing(self) -> dict[str, str]:
+        """Layers ``__init__`` builds: construction text -> attribute name."""
+        if self._existing is None:
+            self._existing = {}
+            init = init_method(self.site)
+            init_self = instance_parameter(init) if init is not None else None
+            for statement in init.body if init is not None else []:
+                if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                    name = self_attribute(statement.targets[0], init_self)
+                    if name is not None:
+                        self._existing[self.site.file.text_of(statement.value)] = name
+        return self._existing
 
     def fix(
         self,
