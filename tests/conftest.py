@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -44,20 +45,30 @@ def found(text: str, **options: object) -> list[tuple[str, int]]:
     return [(f.code, f.row) for f in findings(text, **options)]
 
 
-def run_cli(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m nnlint`` for real."""
+def run_cli(
+    *args: str, cwd: Path | None = None, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m nnlint`` for real (on timeout its worker processes are killed too)."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     env.pop("NNLINT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "nnlint", *args],
+    command = [sys.executable, "-m", "nnlint", *args]
+    with subprocess.Popen(
+        command,
         cwd=cwd,
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=120,
-        check=False,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(stdin.decode() if stdin is not None else None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 @pytest.fixture

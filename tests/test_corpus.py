@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,8 +19,11 @@ pytestmark = pytest.mark.slow
 #: - NN201 (39) and NN205 (1): MoE routers and a relative-position table kept as
 #:   ``nn.Parameter`` and fed to ``F.linear``/``F.embedding``; the two without a fix
 #:   (DeepSeek-V4) initialise ``module.weight`` under an ``isinstance`` with a tuple;
-#: - NN301 (1, UDOP): an ``nn.Embedding`` rebuilt inside ``forward``;
-#: - NN406 (2, UniSpeech modeling + modular): ``logits = self.ctc_proj(logits)`` never used.
+#: - NN301 (1, UDOP): an ``nn.Embedding`` built once, lazily, inside ``forward`` (on the CPU, after
+#:   the optimizer was made); no fix: it escapes into ``self``;
+#: - NN306 (7): layers no code reads (see rules/NN306.md for each);
+#: - NN406 (2, UniSpeech modeling + modular): ``logits = self.ctc_proj(logits)`` never used;
+#: - NN501 (44 timm, 421 transformers; opt-in style rule): 10 read, all as the rule defines.
 EXPECTED = json.loads((REPO / "tests" / "data" / "corpus_findings.json").read_text())
 
 
@@ -32,7 +36,7 @@ def _corpus(name: str) -> Path:
 @pytest.mark.parametrize("name", ["timm", "transformers"])
 def test_corpus_findings(name: str) -> None:
     root = _corpus(name)
-    result = run_cli("check", "--output-format", "json", "--select", "ALL", str(root), cwd=root.parent)
+    result = run_cli("check", "--output-format", "json", "--select", "ALL", str(root), cwd=root.parent, timeout=900)
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
     found = [
@@ -43,20 +47,31 @@ def test_corpus_findings(name: str) -> None:
 
 
 def test_corpus_unsafe_fix_round_trip(tmp_path: Path) -> None:
+    """Every rule's fixes (``--select ALL``, unsafe included) over both libraries at once."""
     for name in ("timm", "transformers"):
         shutil.copytree(_corpus(name), tmp_path / name)
     before = {path: path.read_bytes() for path in tmp_path.rglob("*.py")}
-    result = run_cli("check", "--fix", "--unsafe-fixes", "timm", "transformers", cwd=tmp_path)
-    assert result.returncode == 1, result.stdout + result.stderr  # five findings have no fix
-    fixable = [item for item in EXPECTED["transformers"] if item[3]]
-    assert f"Found 47 errors ({len(fixable)} fixed, 5 remaining)." in result.stdout
+    fix = ("check", "--select", "ALL", "--fix", "--unsafe-fixes")
+    result = run_cli(*fix, "timm", "transformers", cwd=tmp_path, timeout=900)
+    assert result.returncode == 1, result.stdout + result.stderr  # some findings have no fix
+    assert "Traceback" not in result.stderr
+    unfixable = sorted(item[2] for name in ("timm", "transformers") for item in EXPECTED[name] if not item[3])
+    summary = re.search(r"Found (\d+) errors \((\d+) fixed, (\d+) remaining\)\.", result.stdout)
+    assert summary is not None, result.stdout[-500:]
+    assert int(summary[3]) == len(unfixable)
+    fixable = [item for name in ("timm", "transformers") for item in EXPECTED[name] if item[3]]
+    assert int(summary[2]) >= len(fixable)  # fixes can uncover more (an NN501 call nested in another)
     changed = sorted(str(path.relative_to(tmp_path)) for path in before if path.read_bytes() != before[path])
     assert changed == sorted({item[0] for item in fixable})  # no file without a fixable finding changed
     for name in changed:
         compile((tmp_path / name).read_bytes(), name, "exec")
-    relint = run_cli("check", "--select", "ALL", "--output-format", "json", "timm", "transformers", cwd=tmp_path)
-    assert [item["fix"] for item in json.loads(relint.stdout)] == [None] * 5  # no fixable finding left
-    again = run_cli("check", "--fix", "--unsafe-fixes", "--diff", "timm", "transformers", cwd=tmp_path)
+    relint = run_cli(
+        "check", "--select", "ALL", "--output-format", "json", "timm", "transformers", cwd=tmp_path, timeout=900
+    )
+    remaining = json.loads(relint.stdout)
+    assert [item["fix"] for item in remaining] == [None] * len(unfixable)  # no fixable finding left
+    assert sorted(item["code"] for item in remaining) == unfixable
+    again = run_cli(*fix, "--diff", "timm", "transformers", cwd=tmp_path, timeout=900)
     assert again.stdout == ""  # a second --fix changes nothing
     record = json.loads((tmp_path / "nnlint-renames.json").read_text())
     assert record["classes"]["transformers.models.mixtral.modeling_mixtral.MixtralTopKRouter"]["renames"] == {

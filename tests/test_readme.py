@@ -46,4 +46,4 @@ def test_rule_table_matches_the_registry() -> None:
     for rule in ALL_RULES:
         name, default, fix, _ = (cell.strip() for cell in rows[rule.code].split(" | ", 3))
         assert (name, default) == (rule.name, "on" if rule.default_enabled else "off"), rule.code
-        assert fix == (rule.fix if rule.fix != "none" else "–"), rule.code
+        assert fix == (rule.fix if rule.fix != "none" else "\u2013"), rule.code

@@ -250,6 +250,9 @@ def test_nn301_fix_moves_the_layer_to_init(body: str, init_line: str, forward_li
         "return [nn.Linear(4, 4)(x) for _ in range(2)]",
         "return nn.Linear(self.width, 4)(x)",  # not set in __init__
         "n = 4\nreturn nn.Linear(n, 4)(x)",  # a local value
+        "if x.sum() > 0:\n    x = nn.Linear(4, 4)(x)\nreturn x",  # built only sometimes
+        # built once and kept (a lazy expansion): the local escapes into self
+        "new = nn.Linear(4, 4)\nnew.weight.data.zero_()\nself.extra = new\nreturn self.extra(x)",
     ],
 )
 def test_nn301_no_fix_when_the_move_is_not_sound(body: str) -> None:

@@ -97,6 +97,7 @@ def test_the_name_avoids_existing_attributes() -> None:
         "return F.conv2d(x, self.conv.weight)",  # takes weights
         "k = 2\nreturn F.max_pool2d(x, k)",  # a local value
         "return (lambda t: F.relu(t))(x)",  # nested function
+        "return x * F.softmax(self.conv.weight, dim=0).sum()",  # applied to a parameter, not an activation
     ],
 )
 def test_not_flagged(body: str) -> None:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import ast
 import difflib
+import multiprocessing
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 
 from nnlint.engine.model import Finding, Fix, StateDictChange
-from nnlint.engine.runner import LintRun, applicable_findings, lint_source, make_rules, read_source
+from nnlint.engine.runner import (
+    LintRun,
+    applicable_findings,
+    default_workers,
+    lint_source,
+    make_rules,
+    read_source,
+)
 from nnlint.engine.source import SourceFile
 from nnlint.output.paths import display_path
 
@@ -56,22 +64,37 @@ def is_applicable(fix: Fix | None, unsafe: bool) -> bool:
 Excluded = set[tuple[str, str | None]]
 
 
-def fix_run(run: LintRun, unsafe: bool, exclude: Excluded | None = None) -> list[FileFix]:
+def fix_run(run: LintRun, unsafe: bool, exclude: Excluded | None = None, workers: int = 0) -> list[FileFix]:
     """Fix every file of ``run`` that has applicable fixes (nothing is written here).
 
     ``exclude`` holds (path, class) pairs whose fixes are held back (failed verification).
+    Files are fixed in forked worker processes when there are several (LibCST is the slow part).
     """
     exclude = exclude or set()
     by_path: dict[str, list[Finding]] = {}
     for finding in run.findings:
         by_path.setdefault(finding.path, []).append(finding)
-    rules = make_rules(run.settings.enabled)
-    outcomes = []
-    for result in run.results:
-        findings = by_path.get(result.path, [])
-        if any(is_applicable(finding.fix, unsafe) for finding in findings):
-            outcomes.append(_fix_file(run, result.path, result.module, findings, rules, unsafe, exclude))
-    return outcomes
+    tasks = [
+        (result.path, result.module, by_path[result.path])
+        for result in run.results
+        if any(is_applicable(finding.fix, unsafe) for finding in by_path.get(result.path, []))
+    ]
+    global _FIX_STATE  # noqa: PLW0603 - inherited by the forked workers
+    _FIX_STATE = (run, make_rules(run.settings.enabled), unsafe, exclude)
+    workers = workers or default_workers()
+    if workers <= 1 or len(tasks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_fix_task(task) for task in tasks]
+    with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+        return pool.map(_fix_task, tasks, chunksize=1)
+
+
+_FIX_STATE: tuple = ()
+
+
+def _fix_task(task: tuple[str, str | None, list[Finding]]) -> FileFix:
+    run, rules, unsafe, exclude = _FIX_STATE
+    path, module, findings = task
+    return _fix_file(run, path, module, findings, rules, unsafe, exclude)
 
 
 def _fix_file(
@@ -170,6 +193,26 @@ def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
     if not applied or text == source.text:
         return []
     return text_edits(source, text)
+
+
+FileFixes = tuple[SourceFile, list[Fix]]
+_EDIT_JOBS: list[FileFixes] = []
+
+
+def fix_edits_of_files(files: list[FileFixes], workers: int = 0) -> list[list[list[dict]]]:
+    """:func:`fix_edits` for each fix of each file; files in forked workers (LibCST parsing is slow)."""
+    global _EDIT_JOBS  # noqa: PLW0603 - inherited by the forked workers
+    _EDIT_JOBS = files
+    workers = workers or default_workers()
+    if workers <= 1 or len(files) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_file_edits(index) for index in range(len(files))]
+    with multiprocessing.get_context("fork").Pool(min(workers, len(files))) as pool:
+        return pool.map(_file_edits, range(len(files)), chunksize=1)
+
+
+def _file_edits(index: int) -> list[list[dict]]:
+    source, fixes = _EDIT_JOBS[index]
+    return [fix_edits(source, fix) for fix in fixes]
 
 
 def text_edits(source: SourceFile, new_text: str) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -40,19 +41,52 @@ def select_compatible(fixes: list[Fix]) -> list[Fix]:
 
 def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
     """Apply compatible ``fixes`` to ``text``; returns the new text and the fixes that applied."""
-    try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError as error:
-        raise FixError(f"LibCST cannot parse the file: {str(error).splitlines()[0]}") from None
+    parsed = _parsed(text)
     chosen = select_compatible(fixes)
     while True:
         # A fix applies whole or not at all: rerun without any that applied only in part.
         transformer = SourceEditor(chosen)
-        new_module = MetadataWrapper(module).visit(transformer)
+        new_module = parsed.wrapper.visit(transformer)
         applied = transformer.applied_fixes()
         if len(applied) == len(chosen):
-            return new_module.code, applied
+            return parsed.code(new_module), applied
         chosen = applied
+
+
+class _Parsed:
+    """A parsed file with its positions, and the code of its top-level statements as they are needed.
+
+    Transforms build new trees and never change this one, so it is shared by every fix of the same
+    text (JSON output computes one per finding). Untouched statements keep their identity (the editor
+    does not descend into them), so their code is generated once.
+    """
+
+    def __init__(self, text: str) -> None:
+        try:
+            module = cst.parse_module(text)
+        except cst.ParserSyntaxError as error:
+            raise FixError(f"LibCST cannot parse the file: {str(error).splitlines()[0]}") from None
+        self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        self._codes: dict[int, tuple[cst.CSTNode, str]] = {}
+
+    def code(self, module: cst.Module) -> str:
+        if not module.has_trailing_newline:
+            return module.code
+        parts = [module.code_for_node(line) for line in module.header]
+        for statement in module.body:
+            known = self._codes.get(id(statement))
+            if known is None or known[0] is not statement:
+                known = (statement, module.code_for_node(statement))
+                self._codes[id(statement)] = known
+            parts.append(known[1])
+        parts.extend(module.code_for_node(line) for line in module.footer)
+        code = "".join(parts)
+        return code or (module.default_newline if module.has_trailing_newline else "")
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> _Parsed:
+    return _Parsed(text)
 
 
 class SourceEditor(cst.CSTTransformer):
@@ -75,9 +109,22 @@ class SourceEditor(cst.CSTTransformer):
                     self.appends[(span.row, span.column)].append((fix, edit))
                 else:
                     self.edits[span].append((fix, edit))
+        #: (start, end) of every edit, to skip subtrees without any
+        self.targets = [((span.row, span.column), (span.end_row, span.end_column)) for span in self.edits]
+        self.targets += [(start, start) for start in self.appends]
         self.failed: set[int] = set()
         self.applied_edits: dict[int, int] = defaultdict(int)
         self._fixes = fixes
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """Only descend into nodes that contain an edit (most of a file has none)."""
+        if not super().on_visit(node):
+            return False
+        position = self.get_metadata(PositionProvider, node, None)
+        if position is None or isinstance(node, cst.Module):
+            return True
+        start, end = (position.start.line, position.start.column), (position.end.line, position.end.column)
+        return any(start <= first and last <= end for first, last in self.targets)
 
     def applied_fixes(self) -> list[Fix]:
         """Fixes all of whose edits were applied."""

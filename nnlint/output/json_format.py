@@ -9,17 +9,19 @@ from pathlib import Path
 from nnlint.catalogue import rule_url
 from nnlint.engine.model import Finding
 from nnlint.engine.source import SourceFile
-from nnlint.fixes.apply import fix_edits
+from nnlint.fixes.apply import fix_edits, fix_edits_of_files
 
 
-def finding_to_json(finding: Finding, source: SourceFile | None) -> dict:
-    """One finding as a ruff JSON object (1-based rows and columns)."""
+def finding_to_json(finding: Finding, source: SourceFile | None, edits: list[dict] | None = None) -> dict:
+    """One finding as a ruff JSON object (1-based rows and columns); ``edits`` if already computed."""
     fix = None
     if finding.fix is not None:
+        if edits is None:
+            edits = fix_edits(source, finding.fix) if source is not None else []
         fix = {
             "applicability": finding.fix.applicability,
             "message": finding.fix.message,
-            "edits": fix_edits(source, finding.fix) if source is not None else [],
+            "edits": edits,
         }
         if finding.fix.state_dict is not None:
             fix["renames"] = dict(finding.fix.state_dict.renames)
@@ -51,5 +53,16 @@ def format_json(findings: list[Finding], sources: dict[str, SourceFile]) -> str:
                 cache[path] = loaded if isinstance(loaded, SourceFile) else None
         return cache[path]
 
-    objects = [finding_to_json(f, source_of(f.path) if f.fix else None) for f in findings]
+    by_path: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.fix is not None and source_of(finding.path) is not None:
+            by_path.setdefault(finding.path, []).append(finding)
+    paths = list(by_path)
+    computed = fix_edits_of_files([(source_of(path), [f.fix for f in by_path[path]]) for path in paths])  # type: ignore[misc]
+    edits = {
+        id(f): e
+        for path, file_edits in zip(paths, computed, strict=True)
+        for f, e in zip(by_path[path], file_edits, strict=True)
+    }
+    objects = [finding_to_json(f, source_of(f.path) if f.fix else None, edits.get(id(f), [])) for f in findings]
     return json.dumps(objects, indent=2) + "\n"

@@ -24,11 +24,13 @@ from nnlint.rules.common import (
 from nnlint.rules.registration import is_stateless
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+#: code that may run many times, or only sometimes: a layer built there cannot simply be built once
+_NOT_ONCE = (*_LOOPS, ast.If, ast.IfExp, ast.Try, ast.Match, ast.BoolOp, *(getattr(ast, "TryStar", ast.Try),))
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
 def _calls(method: Method) -> Iterator[tuple[ast.Call, bool, ast.stmt | None]]:
-    """Calls in a method: (call, runs repeatedly or later, the statement it is the whole value of)."""
+    """Calls in a method: (call, may run other than once per call, the statement it is the whole value of)."""
     stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in reversed(method.body)]
     while stack:
         node, repeated = stack.pop()
@@ -39,7 +41,7 @@ def _calls(method: Method) -> Iterator[tuple[ast.Call, bool, ast.stmt | None]]:
             stack.extend((child, repeated) for child in ast.iter_child_nodes(node.value))
             stack.extend((t, repeated) for t in getattr(node, "targets", []))
             continue
-        inner = repeated or isinstance(node, _LOOPS + _NESTED)
+        inner = repeated or isinstance(node, _NOT_ONCE + _NESTED)
         stack.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
 
 
@@ -112,8 +114,11 @@ def _move_to_init(
             return None
         name = attribute
         edits.append(RemoveStatement(site.file.span(statement)))  # type: ignore[arg-type]
-    elif isinstance(target, ast.Name) and (loads := _single_assignment_loads(method, target.id)) is not None:
+    elif isinstance(target, ast.Name):
         # ``head = nn.Linear(...)`` ... ``head(x)``: use ``self.head`` where ``head`` was read
+        loads = _single_assignment_loads(method, target.id)
+        if loads is None:
+            return None
         name = free_name(target.id, taken)
         edits.append(RemoveStatement(site.file.span(statement)))  # type: ignore[arg-type]
         edits.extend(ReplaceExpression(site.file.span(load), f"{self_name}.{name}") for load in loads)
@@ -135,7 +140,7 @@ def _move_to_init(
 
 
 def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None:
-    """The reads of ``name`` when the method assigns it exactly once (and nothing nested rebinds it)."""
+    """The reads of ``name`` when the method assigns it once, nothing nested rebinds it and it is only called."""
     stores, loads = 0, []
     for node in ast.walk(method):
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
@@ -149,4 +154,7 @@ def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None
                 loads.append(node)
             else:
                 stores += 1
+    called = {id(node.func) for node in ast.walk(method) if isinstance(node, ast.Call)}
+    if any(id(load) not in called for load in loads):
+        return None  # the layer escapes (``self.bias = new_bias``, ``return head``): not ours to move
     return loads if stores == 1 else None

@@ -97,6 +97,8 @@ class StatelessFunctionalInForward(Rule):
                 if plan is None:
                     continue
                 input_value, arguments = plan
+                if _is_self_attribute_chain(input_value, self_name):  # type: ignore[arg-type]
+                    continue  # ``F.softmax(self.layer_weights, dim=-1)``: a parameter, not an activation
                 if not fixed_at_construction(
                     [value for _, value, _ in arguments],
                     self_name,
@@ -115,6 +117,15 @@ class StatelessFunctionalInForward(Rule):
                     call,
                     fix=fix,
                 )
+
+
+def _is_self_attribute_chain(value: ast.expr, self_name: str) -> bool:
+    """``self.a``, ``self.a.b``..."""
+    if not isinstance(value, ast.Attribute):
+        return False
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name) and value.id == self_name
 
 
 def _calls(method: Method) -> Iterator[ast.Call]:
