@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from nnlint import __version__
+from nnlint.engine.cache import CACHE_DIR_ENV, Cache, default_cache_dir
 from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
 from nnlint.engine.discovery import DiscoveryError, discover_files
 from nnlint.engine.model import Finding
@@ -58,6 +59,11 @@ def cli() -> None:
 @click.option("--statistics", is_flag=True, help="Print counts per rule instead of each finding.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Cache directory (default: .nnlint_cache at the project root; or $NNLINT_CACHE_DIR).",
+)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file to use.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, help="Worker processes (0: one per core).")
 @click.option("--stdin-filename", help="Name of the file read from stdin (with PATH '-').")
@@ -89,6 +95,7 @@ def check(
     statistics: bool,
     exit_zero: bool,
     no_cache: bool,
+    cache_dir: Path | None,
     config_path: Path | None,
     jobs: int,
     stdin_filename: str | None,
@@ -100,7 +107,6 @@ def check(
     verify_timeout: float,
 ) -> None:
     """Lint PATHS (default: the current directory); '-' reads stdin."""
-    del no_cache  # accepted now; the cache arrives in a later release
     verification = None
     if verify:
         if not (fix or diff):
@@ -119,7 +125,8 @@ def check(
     if use_stdin:
         stdin = (stdin_filename or "-", click.get_binary_stream("stdin").read())
     machine_readable = output_format in ("json", "sarif", "github")
-    run = _lint(files, settings, jobs, stdin, show_progress=not machine_readable)
+    cache = None if no_cache else _cache(settings, cache_dir)
+    run = _lint(files, settings, jobs, stdin, show_progress=not machine_readable, cache=cache)
     if verification is not None:
         verification.to_stderr = machine_readable
     code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet, verification)
@@ -146,18 +153,31 @@ def _settings(
     return build_settings(config, _split_codes(select), _split_codes(extend_select), _split_codes(ignore))
 
 
+def _cache(settings: Settings, option: Path | None) -> Cache:
+    """The cache directory: --cache-dir, else $NNLINT_CACHE_DIR, else ``cache-dir``, else ``.nnlint_cache``."""
+    config = settings.config
+    if option is None and config.cache_dir is not None and not os.environ.get(CACHE_DIR_ENV):
+        option = config.cache_dir
+    return Cache(option or default_cache_dir(config.root), settings.enabled)
+
+
 def _lint(
-    files: list[Path], settings: Settings, jobs: int, stdin: tuple[str, bytes] | None, show_progress: bool
+    files: list[Path],
+    settings: Settings,
+    jobs: int,
+    stdin: tuple[str, bytes] | None,
+    show_progress: bool,
+    cache: Cache | None = None,
 ) -> LintRun:
     workers = jobs or default_workers()
     if not (show_progress and len(files) >= PROGRESS_THRESHOLD and sys.stderr.isatty()):
-        run = lint_paths(files, settings, workers, stdin=stdin)
+        run = lint_paths(files, settings, workers, stdin=stdin, cache=cache)
     else:
         from rich.progress import Progress
 
         with Progress(transient=True, console=_console(stderr=True)) as bar:
             task = bar.add_task("Linting", total=len(files))
-            run = lint_paths(files, settings, workers, lambda done, _: bar.update(task, completed=done), stdin)
+            run = lint_paths(files, settings, workers, lambda done, _: bar.update(task, completed=done), stdin, cache)
     return run
 
 

@@ -60,6 +60,8 @@ class Config:
     extend_exclude: list[str] = field(default_factory=list)
     module_bases: list[str] = field(default_factory=list)
     respect_gitignore: bool = True
+    #: where the cache lives (``cache-dir``; default ``<root>/.nnlint_cache``)
+    cache_dir: Path | None = None
     #: ``[tool.nnlint.verify."path/to/file.py::Class"]``: how ``--verify`` builds and feeds a class
     verify: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -76,7 +78,7 @@ _LIST_KEYS = {
     "extend-exclude": "extend_exclude",
     "module-bases": "module_bases",
 }
-_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore", "verify")
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore", "cache-dir", "verify")
 _VERIFY_KEYS = ("init", "input")
 
 
@@ -146,6 +148,10 @@ def config_from_table(table: dict[str, Any], root: Path, source: Path | None, wh
             if not isinstance(value, bool):
                 raise ConfigError(f"'respect-gitignore' in {where} must be true or false")
             config.respect_gitignore = value
+        elif key == "cache-dir":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"'cache-dir' in {where} must be a path")
+            config.cache_dir = config.root / value
     return config
 
 

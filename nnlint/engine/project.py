@@ -112,12 +112,20 @@ def _has_init(directory: str) -> bool:
 def module_name(path: Path) -> tuple[str, bool, Path]:
     """Dotted module name of a file, whether it is a package, and its source root."""
     is_package = path.name == "__init__.py"
-    parts = [] if is_package else [path.stem]
-    directory = path.parent
-    while _has_init(str(directory)) and directory.parent != directory:
-        parts.append(directory.name)
-        directory = directory.parent
-    return ".".join(reversed(parts)), is_package, directory
+    package, root = _package_of(os.path.dirname(os.path.abspath(path)))
+    parts = [part for part in (package, "" if is_package else path.stem) if part]
+    return ".".join(parts), is_package, Path(root)
+
+
+@cache
+def _package_of(directory: str) -> tuple[str, str]:
+    """(dotted package of a directory, its source root), walking up through ``__init__.py`` files."""
+    parent = os.path.dirname(directory)
+    if not _has_init(directory) or parent == directory:
+        return "", directory
+    package, root = _package_of(parent)
+    name = os.path.basename(directory)
+    return (f"{package}.{name}" if package else name), root
 
 
 def find_module_file(module: str, roots: Iterable[Path]) -> Path | None:

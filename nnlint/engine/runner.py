@@ -8,10 +8,11 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nnlint.engine.analyzer import analyze_tree
+from nnlint.engine.cache import Cache, digest
 from nnlint.engine.context import FileContext
 from nnlint.engine.model import FileResult, Finding, Span
 from nnlint.engine.noqa import file_exemption, suppressed_codes
@@ -200,12 +201,18 @@ def lint_paths(
     workers: int = 0,
     progress: Progress | None = None,
     stdin: tuple[str, bytes] | None = None,
+    cache: Cache | None = None,
 ) -> LintRun:
     """Lint files (and stdin), then keep the findings that apply.
 
     The decoded stdin text is kept in ``run.sources`` (fixes and output need it; it is not on disk).
+    With a ``cache``, files whose content was analysed before with the same settings are not again.
     """
     jobs, roots = make_jobs(files)
+    cached: list[FileResult] = []
+    digests: dict[str, str] = {}
+    if cache is not None:
+        cached, jobs, digests = _from_cache(jobs, cache)
     sources: dict[str, SourceFile] = {}
     if stdin is not None:
         filename, data = stdin
@@ -217,6 +224,13 @@ def lint_paths(
         roots.add(root)
     roots.update({settings.config.root, Path.cwd()})
     results = run_jobs(jobs, settings.enabled, workers or default_workers(), progress)
+    if cache is not None:
+        by_path = {job.path: job for job in jobs}
+        for result in results:
+            if result.path in digests:
+                cache.put(digests[result.path], by_path[result.path].is_package, result)
+        cache.save()
+        results = sorted([*results, *cached], key=lambda result: result.path)
     index = ProjectIndex(settings.module_bases, loader=module_loader(sorted(roots)))
     for result in results:
         index.add(result)
@@ -225,6 +239,28 @@ def lint_paths(
         run.findings.extend(applicable_findings(result.findings, index, settings))
     run.findings.sort(key=Finding.sort_key)
     return run
+
+
+def _from_cache(jobs: list[Job], cache: Cache) -> tuple[list[FileResult], list[Job], dict[str, str]]:
+    """The results the cache has, the jobs still to run (given their bytes) and their content digests."""
+    cached: list[FileResult] = []
+    misses: list[Job] = []
+    digests: dict[str, str] = {}
+    for job in jobs:
+        try:
+            with open(job.path, "rb") as stream:
+                data = stream.read()
+        except OSError:
+            misses.append(job)  # the worker reports it (NN001)
+            continue
+        content = digest(data)
+        result = cache.get(job.path, content, job.module, job.is_package)
+        if result is not None:
+            cached.append(result)
+        else:
+            digests[job.path] = content
+            misses.append(replace(job, text=data))  # read once
+    return cached, misses, digests
 
 
 def applicable_findings(findings: Iterable[Finding], index: ProjectIndex, settings: Settings) -> list[Finding]:

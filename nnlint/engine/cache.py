@@ -1,0 +1,111 @@
+"""The persistent cache: per-file analysis results, keyed by content, version and settings.
+
+A file's :class:`FileResult` depends only on its bytes, its path (module name)
+and the rules that ran, so it is reused while those stay the same. What
+depends on other files — whether a class is an nn.Module, whether another file
+reads an attribute — is decided after loading, from all results, on every
+run: a changed base class file is re-analysed and the findings of the files
+that use it follow without re-analysing them.
+
+One pickle per settings fingerprint, under ``.nnlint_cache/<version>/``; it is
+written whole to a temporary file and renamed, so parallel runs never see a
+torn file (the last writer's entries win; a lost entry only costs a re-lint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from nnlint import __version__
+from nnlint.engine.model import FileResult
+
+CACHE_DIR_NAME = ".nnlint_cache"
+CACHE_DIR_ENV = "NNLINT_CACHE_DIR"
+#: (content digest, module, is_package, result)
+Entry = tuple[str, str | None, bool, FileResult]
+
+
+def default_cache_dir(root: Path) -> Path:
+    configured = os.environ.get(CACHE_DIR_ENV)
+    return Path(configured) if configured else root / CACHE_DIR_NAME
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def fingerprint(codes: frozenset[str]) -> str:
+    """What besides a file's bytes decides its result: nnlint's code and data, Python, the rules."""
+    package = Path(__file__).resolve().parent.parent
+    stamps = sorted(
+        (str(path.relative_to(package)), path.stat().st_mtime_ns, path.stat().st_size)
+        for pattern in ("**/*.py", "data/*.json")
+        for path in package.glob(pattern)
+    )
+    key = repr((__version__, sys.version_info[:2], sorted(codes), stamps))
+    return digest(key.encode())
+
+
+class Cache:
+    """Results of earlier runs for one settings fingerprint."""
+
+    def __init__(self, directory: Path, codes: frozenset[str]) -> None:
+        self.directory = directory
+        self.file = directory / __version__ / f"{fingerprint(codes)}.pickle"
+        self.entries: dict[str, Entry] = self._read()
+        self.updates: dict[str, Entry] = {}
+
+    def _read(self) -> dict[str, Entry]:
+        try:
+            with open(self.file, "rb") as stream:
+                entries = pickle.load(stream)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError, TypeError):
+            return {}  # missing, unreadable or from another layout: start afresh
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, path: str, content_digest: str, module: str | None, is_package: bool) -> FileResult | None:
+        """The stored result for this file and content (with ``path`` as given this time)."""
+        entry = self.entries.get(os.path.abspath(path))
+        if entry is None or entry[:3] != (content_digest, module, is_package):
+            return None
+        result = entry[3]
+        if result.path != path:
+            findings = [replace(finding, path=path) for finding in result.findings]
+            result = replace(result, path=path, findings=findings)
+        return result
+
+    def put(self, content_digest: str, is_package: bool, result: FileResult) -> None:
+        self.updates[os.path.abspath(result.path)] = (content_digest, result.module, is_package, result)
+
+    def save(self) -> None:
+        """Merge this run's results into the file (re-read first: another run may have written it)."""
+        if not self.updates:
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            _ignore_in_git(self.directory)
+            entries = {**self._read(), **self.updates}
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=self.file.parent)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    pickle.dump(entries, stream, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, self.file)
+            except BaseException:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+                raise
+        except OSError:
+            pass  # a read-only tree: linting works without the cache
+        self.updates = {}
+
+
+def _ignore_in_git(directory: Path) -> None:
+    gitignore = directory / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("# Created by nnlint automatically.\n*\n", encoding="utf-8")

@@ -1,0 +1,147 @@
+"""The persistent cache: reused when nothing changed, invalidated when anything that matters did."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnlint.engine import runner
+from nnlint.engine.cache import CACHE_DIR_NAME, Cache
+from nnlint.engine.config import Config
+from nnlint.engine.settings import build_settings
+
+from conftest import run_cli
+
+BASE = "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n"
+NOT_A_MODULE = "class Base:\n    pass\n"
+MODEL = (
+    "import torch.nn.functional as F\n\nfrom pkg.base import Base\n\n\n"
+    "class Model(Base):\n    def forward(self, x):\n        return F.dropout(x, 0.1)\n"
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text(BASE)
+    (package / "model.py").write_text(MODEL)
+    return tmp_path
+
+
+def _check(project: Path, *options: str) -> list[tuple[str, str, int]]:
+    result = run_cli("check", "--output-format", "json", *options, "pkg", cwd=project)
+    assert result.returncode in (0, 1), result.stderr
+    return [(Path(i["filename"]).name, i["code"], i["location"]["row"]) for i in json.loads(result.stdout)]
+
+
+def _lint_in_process(project: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path | None = None) -> list:
+    monkeypatch.chdir(project)
+    settings = build_settings(Config(root=project))
+    files = sorted(Path("pkg").glob("*.py"))
+    cache = Cache(cache_dir or project / CACHE_DIR_NAME, settings.enabled)
+    return [(f.path, f.code, f.row) for f in runner.lint_paths(files, settings, workers=1, cache=cache).findings]
+
+
+def test_second_run_comes_from_the_cache(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _lint_in_process(project, monkeypatch)
+    assert first == [(os.path.join("pkg", "model.py"), "NN101", 8)]
+    assert (project / CACHE_DIR_NAME / ".gitignore").read_text().splitlines()[-1] == "*"
+
+    def no_linting(job: runner.Job) -> None:
+        raise AssertionError(f"{job.path} was linted again")
+
+    monkeypatch.setattr(runner, "lint_job", no_linting)
+    assert _lint_in_process(project, monkeypatch) == first
+
+
+def test_a_changed_file_is_linted_again(project: Path) -> None:
+    assert _check(project) == [("model.py", "NN101", 8)]
+    model = project / "pkg" / "model.py"
+    model.write_text(MODEL.replace("F.dropout(x, 0.1)", "F.dropout(x, 0.1, self.training)"))
+    assert _check(project) == []
+    model.write_text(MODEL)
+    assert _check(project) == [("model.py", "NN101", 8)]
+
+
+def test_changing_a_base_class_file_updates_the_files_that_use_it(project: Path) -> None:
+    assert _check(project) == [("model.py", "NN101", 8)]
+    (project / "pkg" / "base.py").write_text(NOT_A_MODULE)  # model.py itself is unchanged (cached)
+    assert _check(project) == []
+    (project / "pkg" / "base.py").write_text(BASE)
+    assert _check(project) == [("model.py", "NN101", 8)]
+
+
+def test_other_settings_do_not_reuse_results(project: Path) -> None:
+    assert _check(project) == [("model.py", "NN101", 8)]
+    assert _check(project, "--ignore", "NN101") == []
+    assert _check(project, "--select", "NN101,NN306") == [("model.py", "NN101", 8)]
+    (project / "pyproject.toml").write_text('[tool.nnlint]\nignore = ["NN101"]\n')
+    assert _check(project) == []
+
+
+def test_paths_are_reported_as_given_this_time(project: Path) -> None:
+    run_cli("check", "pkg", cwd=project)
+    result = run_cli("check", "--output-format", "concise", str(project / "pkg" / "model.py"), cwd=project.parent)
+    assert result.stdout.startswith(f"{project.name}/pkg/model.py:8:")
+
+
+def test_no_cache_neither_reads_nor_writes(project: Path) -> None:
+    assert _check(project, "--no-cache") == [("model.py", "NN101", 8)]
+    assert not (project / CACHE_DIR_NAME).exists()
+
+
+def test_cache_dir_option_environment_and_config(project: Path) -> None:
+    _check(project, "--cache-dir", "elsewhere")
+    assert (project / "elsewhere" / ".gitignore").exists() and not (project / CACHE_DIR_NAME).exists()
+    (project / "pyproject.toml").write_text('[tool.nnlint]\ncache-dir = "build/lint-cache"\n')
+    _check(project)
+    assert (project / "build" / "lint-cache" / ".gitignore").exists()
+    env = {**os.environ, "NNLINT_CACHE_DIR": str(project / "from-env")}
+    subprocess.run(
+        [sys.executable, "-m", "nnlint", "check", "pkg"], cwd=project, env=env, capture_output=True, check=False
+    )
+    assert (project / "from-env" / ".gitignore").exists()
+
+
+def test_a_corrupt_cache_is_ignored_and_rewritten(project: Path) -> None:
+    _check(project)
+    (cache_file,) = (project / CACHE_DIR_NAME).rglob("*.pickle")
+    cache_file.write_bytes(b"\x80\x04not a pickle")
+    assert _check(project) == [("model.py", "NN101", 8)]
+    assert isinstance(pickle.loads(cache_file.read_bytes()), dict)
+
+
+def test_an_unwritable_cache_directory_does_not_stop_linting(project: Path) -> None:
+    blocker = project / "blocked"
+    blocker.write_text("a file where the cache directory would be")
+    assert _check(project, "--cache-dir", "blocked/cache") == [("model.py", "NN101", 8)]
+
+
+def test_two_processes_sharing_the_cache_do_not_corrupt_it(project: Path) -> None:
+    """Parallel runs on one tree (each with worker processes), again and again, edits in between."""
+    for index in range(30):
+        (project / "pkg" / f"layer{index}.py").write_text(MODEL.replace("Model", f"Layer{index}"))
+    command = [sys.executable, "-m", "nnlint", "check", "--output-format", "json", "pkg"]
+    for round_ in range(4):
+        (project / "pkg" / "layer0.py").write_text(MODEL.replace("0.1", f"0.{round_ + 1}"))
+        processes = [
+            subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=120) for process in processes]
+        for (stdout, stderr), process in zip(outputs, processes, strict=True):
+            assert process.returncode == 1, stderr
+            assert len(json.loads(stdout)) == 31
+    (cache_file,) = (project / CACHE_DIR_NAME).rglob("*.pickle")
+    entries = pickle.loads(cache_file.read_bytes())
+    assert len(entries) == 33  # every file, once
+    assert not list((project / CACHE_DIR_NAME).rglob(".tmp-*"))  # no temporary file left behind
+    assert len(_check(project)) == 31
