@@ -1,11 +1,13 @@
-"""Benchmark nnlint against the ast floor and TorchFix, in one run on the same machine.
+"""Benchmark nnlint against the ast floor, ruff and TorchFix, in one run on the same machine.
 
     python bench/run.py                      # timm: nnlint, ast floor, TorchFix
     python bench/run.py --corpus timm --corpus transformers
     python bench/run.py --no-torchfix        # skip the (slow) peer
 
 Every command runs in a fresh process; wall times are the median of --repeat
-runs (TorchFix: one run, it takes minutes). Peak RSS is the largest resident
+runs (TorchFix: one run, it takes minutes). "cold" runs without the cache,
+"warm" with a cache filled by one run before (nothing changed since), ruff
+runs ``--select ALL --no-cache`` as the speed reference of the field. Peak RSS is the largest resident
 set of the process and the children it waited for. Results are printed as a
 table with ratios and written to bench/results/latest.json.
 """
@@ -19,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,9 +58,15 @@ def torchfix_venv() -> Path:
     return executable
 
 
-def nnlint_command(target: Path) -> list[str]:
+def nnlint_command(target: Path, cache: Path | None = None) -> list[str]:
     nnlint = shutil.which("nnlint") or "nnlint"
-    return [nnlint, "check", "--no-cache", "--exit-zero", "--quiet", "--output-format", "concise", str(target)]
+    caching = ["--cache-dir", str(cache)] if cache else ["--no-cache"]
+    return [nnlint, "check", *caching, "--exit-zero", "--quiet", "--output-format", "concise", str(target)]
+
+
+def ruff_command(target: Path) -> list[str]:
+    ruff = shutil.which("ruff") or "ruff"
+    return [ruff, "check", "--select", "ALL", "--no-cache", "--exit-zero", "--quiet", str(target)]
 
 
 def bench_corpus(name: str, repeat: int, with_torchfix: bool) -> dict:
@@ -67,6 +76,10 @@ def bench_corpus(name: str, repeat: int, with_torchfix: bool) -> dict:
     row: dict = {"corpus": name, "files": len(files), "lines": lines}
     row["ast_floor_s"], row["ast_floor_rss_mb"] = median_of([sys.executable, "-c", AST_FLOOR, str(root)], repeat)
     row["nnlint_s"], row["nnlint_rss_mb"] = median_of(nnlint_command(root), repeat)
+    with tempfile.TemporaryDirectory(prefix="nnlint-bench-cache-") as cache:
+        measure(nnlint_command(root, Path(cache)))  # fills the cache
+        row["nnlint_warm_s"], row["nnlint_warm_rss_mb"] = median_of(nnlint_command(root, Path(cache)), repeat)
+    row["ruff_s"], row["ruff_rss_mb"] = median_of(ruff_command(root), repeat)
     single = root / SINGLE_FILE[name]
     if not single.is_file():
         raise SystemExit(f"bench: {single} not found in the {name} wheel")
@@ -79,7 +92,11 @@ def bench_corpus(name: str, repeat: int, with_torchfix: bool) -> dict:
 
 
 def ratios(row: dict) -> dict:
-    out = {"nnlint / ast floor": row["nnlint_s"] / row["ast_floor_s"]}
+    out = {
+        "nnlint / ast floor": row["nnlint_s"] / row["ast_floor_s"],
+        "nnlint warm / cold": row["nnlint_warm_s"] / row["nnlint_s"],
+        "nnlint / ruff --select ALL": row["nnlint_s"] / row["ruff_s"],
+    }
     if "torchfix_s" in row:
         out["torchfix / nnlint (corpus)"] = row["torchfix_s"] / row["nnlint_s"]
         out["torchfix / nnlint (one file)"] = row["torchfix_file_s"] / row["nnlint_file_s"]
@@ -88,6 +105,8 @@ def ratios(row: dict) -> dict:
 
 TARGETS = {
     "nnlint / ast floor": ("<=", 2.0),
+    "nnlint warm / cold": ("<=", 0.10),
+    "nnlint / ruff --select ALL": ("", 0.0),  # a reference, no target
     "torchfix / nnlint (corpus)": (">=", 20.0),
     "torchfix / nnlint (one file)": (">=", 10.0),
 }
@@ -95,22 +114,29 @@ TARGETS = {
 
 def report(rows: list[dict]) -> str:
     lines = [
-        "| corpus | files | lines | ast floor | nnlint cold | nnlint 1 file | TorchFix | TorchFix 1 file | "
-        "peak RSS nnlint / TorchFix |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| corpus | files | lines | ast floor | nnlint cold | nnlint warm | nnlint 1 file | ruff ALL | TorchFix | "
+        "TorchFix 1 file | peak RSS nnlint cold / warm / ruff / TorchFix |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         torchfix = f"{row['torchfix_s']:.1f} s" if "torchfix_s" in row else "-"
         torchfix_file = f"{row['torchfix_file_s']:.2f} s" if "torchfix_file_s" in row else "-"
-        rss = f"{row['nnlint_rss_mb']} / {row.get('torchfix_rss_mb', '-')} MiB"
+        rss = (
+            f"{row['nnlint_rss_mb']} / {row['nnlint_warm_rss_mb']} / {row['ruff_rss_mb']} / "
+            f"{row.get('torchfix_rss_mb', '-')} MiB"
+        )
         lines.append(
-            f"| {row['corpus']} | {row['files']} | {row['lines']} | {row['ast_floor_s']:.2f} s | "
-            f"{row['nnlint_s']:.2f} s | {row['nnlint_file_s']:.2f} s | {torchfix} | {torchfix_file} | {rss} |"
+            f"| {row['corpus']} | {row['files']} | {row['lines']:,} | {row['ast_floor_s']:.2f} s | "
+            f"{row['nnlint_s']:.2f} s | {row['nnlint_warm_s']:.2f} s | {row['nnlint_file_s']:.2f} s | "
+            f"{row['ruff_s']:.2f} s | {torchfix} | {torchfix_file} | {rss} |"
         )
     lines.append("")
     for row in rows:
         for label, value in ratios(row).items():
             sign, target = TARGETS[label]
+            if not sign:
+                lines.append(f"{row['corpus']}: {label} = {value:.2f}x (reference)")
+                continue
             met = value <= target if sign == "<=" else value >= target
             lines.append(
                 f"{row['corpus']}: {label} = {value:.2f}x (target {sign} {target:g}x: {'met' if met else 'MISSED'})"

@@ -361,19 +361,13 @@ def test_rule_page_and_list() -> None:
 
 
 def test_permission_denied_becomes_nn001(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
+    from nnlint.engine import runner
 
-    from nnlint.engine.runner import read_source
+    def deny(path: str) -> bytes:
+        raise PermissionError(13, "Permission denied", str(path))
 
-    real_open = builtins.open
-
-    def deny(path, *args, **kwargs):
-        if str(path).endswith("bad.py"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", deny)
-    finding = read_source(str(project / "bad.py"))
+    monkeypatch.setattr(runner, "read_file_bytes", deny)
+    finding = runner.read_source(str(project / "bad.py"))
     assert finding.code == "NN001"  # type: ignore[union-attr]
     assert finding.message == "could not read: Permission denied"  # type: ignore[union-attr]
 

@@ -18,7 +18,7 @@ from nnlint.engine.model import FileResult, Finding, Span
 from nnlint.engine.noqa import file_exemption, suppressed_codes
 from nnlint.engine.project import ProjectIndex, find_module_file, module_name
 from nnlint.engine.settings import Settings
-from nnlint.engine.source import SourceError, SourceFile
+from nnlint.engine.source import SourceError, SourceFile, read_file_bytes
 from nnlint.rules import PARSE_ERROR, RULES_BY_CODE
 from nnlint.rules.base import Rule
 
@@ -80,7 +80,12 @@ def lint_source(
         reason = f"{error.msg} (line {row})" if error.lineno else error.msg
         return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}", row, column)])
     except (RecursionError, MemoryError, ValueError) as error:
-        reason = "too deeply nested" if isinstance(error, RecursionError) else str(error) or type(error).__name__
+        if isinstance(error, RecursionError):
+            reason = "too deeply nested"
+        elif isinstance(error, MemoryError):
+            reason = "the parser ran out of memory (too deeply nested?)"
+        else:
+            reason = str(error) or type(error).__name__
         return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}")])
     context = FileContext(source, module, is_package, tree)
     try:
@@ -115,8 +120,7 @@ def read_source(path: str, data: bytes | None = None) -> SourceFile | Finding:
     """Read and decode a file, or the NN001 finding that says why not."""
     try:
         if data is None:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = read_file_bytes(path)
         return SourceFile.from_bytes(path, data)
     except OSError as error:
         return parse_error(path, f"could not read: {error.strerror or error}")
@@ -248,8 +252,7 @@ def _from_cache(jobs: list[Job], cache: Cache) -> tuple[list[FileResult], list[J
     digests: dict[str, str] = {}
     for job in jobs:
         try:
-            with open(job.path, "rb") as stream:
-                data = stream.read()
+            data = read_file_bytes(job.path)
         except OSError:
             misses.append(job)  # the worker reports it (NN001)
             continue

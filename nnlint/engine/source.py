@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 UTF8_BOM = codecs.BOM_UTF8
 # PEP 263: the cookie must be in a comment on line 1 or 2.
 _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 _BLANK_OR_COMMENT = re.compile(rb"^[ \t\f]*(?:[#\r\n]|$)")
+
+
+def read_file_bytes(path: str) -> bytes:
+    """A file's bytes; ``OSError`` for anything but a regular file (a FIFO named ``x.py`` would block)."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(0, "not a regular file", path)
+        return stream.read()
 
 
 class SourceError(Exception):

@@ -41,16 +41,19 @@ def select_compatible(fixes: list[Fix]) -> list[Fix]:
 
 def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
     """Apply compatible ``fixes`` to ``text``; returns the new text and the fixes that applied."""
-    parsed = _parsed(text)
-    chosen = select_compatible(fixes)
-    while True:
-        # A fix applies whole or not at all: rerun without any that applied only in part.
-        transformer = SourceEditor(chosen)
-        new_module = parsed.wrapper.visit(transformer)
-        applied = transformer.applied_fixes()
-        if len(applied) == len(chosen):
-            return parsed.code(new_module), applied
-        chosen = applied
+    try:
+        parsed = _parsed(text)
+        chosen = select_compatible(fixes)
+        while True:
+            # A fix applies whole or not at all: rerun without any that applied only in part.
+            transformer = SourceEditor(chosen)
+            new_module = parsed.wrapper.visit(transformer)
+            applied = transformer.applied_fixes()
+            if len(applied) == len(chosen):
+                return parsed.code(new_module), applied
+            chosen = applied
+    except RecursionError:
+        raise FixError("the file is too deeply nested for LibCST to rewrite") from None
 
 
 class _Parsed:
