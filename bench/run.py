@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,8 @@ def measure(command: list[str], cwd: Path | None = None) -> tuple[float, int, in
 
 def median_of(command: list[str], repeat: int) -> tuple[float, int]:
     runs = [measure(command) for _ in range(repeat)]
+    if any(run[2] not in (0, 1) for run in runs):
+        raise SystemExit(f"bench: {' '.join(command)} failed (exit {runs[0][2]})")
     return statistics.median(run[0] for run in runs), max(run[1] for run in runs)
 
 
@@ -59,14 +60,34 @@ def torchfix_venv() -> Path:
 
 
 def nnlint_command(target: Path, cache: Path | None = None) -> list[str]:
-    nnlint = shutil.which("nnlint") or "nnlint"
     caching = ["--cache-dir", str(cache)] if cache else ["--no-cache"]
-    return [nnlint, "check", *caching, "--exit-zero", "--quiet", "--output-format", "concise", str(target)]
+    return [
+        sys.executable,
+        "-m",
+        "nnlint",
+        "check",
+        *caching,
+        "--exit-zero",
+        "--quiet",
+        "--output-format",
+        "concise",
+        str(target),
+    ]
 
 
 def ruff_command(target: Path) -> list[str]:
-    ruff = shutil.which("ruff") or "ruff"
-    return [ruff, "check", "--select", "ALL", "--no-cache", "--exit-zero", "--quiet", str(target)]
+    return [
+        sys.executable,
+        "-m",
+        "ruff",
+        "check",
+        "--select",
+        "ALL",
+        "--no-cache",
+        "--exit-zero",
+        "--quiet",
+        str(target),
+    ]
 
 
 def bench_corpus(name: str, repeat: int, with_torchfix: bool) -> dict:

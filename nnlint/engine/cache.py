@@ -18,7 +18,6 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,6 +90,8 @@ class Cache:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             _ignore_in_git(self.directory)
             entries = {**self._read(), **self.updates}
+            import tempfile  # only when writing
+
             handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=self.file.parent)
             try:
                 with os.fdopen(handle, "wb") as stream:

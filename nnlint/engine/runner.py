@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import multiprocessing
 import os
 import sys
 import warnings
@@ -167,6 +166,8 @@ def run_jobs(
                 progress(done, len(jobs))
         return results
     method = "fork" if sys.platform.startswith("linux") else "spawn"
+    import multiprocessing  # only here: a warm (cached) run does not need it
+
     context = multiprocessing.get_context(method)
     chunk = max(1, min(16, len(jobs) // (workers * 8)))
     results = []
