@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 
 from nnlint import torch_facts
@@ -26,6 +27,7 @@ from nnlint.rules.registration import is_stateless
 _LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 #: code that may run many times, or only sometimes: a layer built there cannot simply be built once
 _NOT_ONCE = (*_LOOPS, ast.If, ast.IfExp, ast.Try, ast.Match, ast.BoolOp, *(getattr(ast, "TryStar", ast.Try),))
+_CONSTRUCTION = re.compile(r"[A-Z]\w*\s*\(")
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
@@ -54,8 +56,10 @@ class LayerBuiltInForward(Rule):
     triggers = frozenset({"forward"})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        taken: set[str] | None = None
+        taken: dict[str, set[str]] = {}  # filled on first use: names a new attribute must avoid
         for method in forward_methods(site):
+            if not _CONSTRUCTION.search(site.file.lines_of(method)):
+                continue  # no ``Capitalised(`` call: nothing is constructed here
             scope = site.method_scope(method)
             seen: set[int] = set()
             for node, repeated, statement in _calls(method):
@@ -68,7 +72,6 @@ class LayerBuiltInForward(Rule):
                 callee, is_torch_layer = layer
                 fix = None
                 if not repeated:
-                    taken = member_names(site) if taken is None else taken
                     fix = _move_to_init(site, method, node, statement, callee, taken)
                 where = "`forward`" if method.name == "forward" else f"`{method.name}` (called from `forward`)"
                 yield Finding(
@@ -97,7 +100,12 @@ def _layer_class(node: ast.Call, scope: Scope) -> tuple[str, bool] | None:
 
 
 def _move_to_init(
-    site: ClassSite, method: Method, node: ast.Call, statement: ast.stmt | None, callee: str, taken: set[str]
+    site: ClassSite,
+    method: Method,
+    node: ast.Call,
+    statement: ast.stmt | None,
+    callee: str,
+    taken: dict[str, set[str]],
 ) -> Fix | None:
     """Build the layer once as ``self.<name>`` at the end of ``__init__`` and use that attribute."""
     init = init_method(site)
@@ -119,11 +127,11 @@ def _move_to_init(
         loads = _single_assignment_loads(method, target.id)
         if loads is None:
             return None
-        name = free_name(target.id, taken)
+        name = free_name(target.id, _taken(site, taken))
         edits.append(RemoveStatement(site.file.span(statement)))  # type: ignore[arg-type]
         edits.extend(ReplaceExpression(site.file.span(load), f"{self_name}.{name}") for load in loads)
     else:
-        name = free_name(snake_case(callee.rsplit(".", 1)[-1]), taken)
+        name = free_name(snake_case(callee.rsplit(".", 1)[-1]), _taken(site, taken))
         edits.append(ReplaceExpression(site.file.span(node), f"{self_name}.{name}"))
     insert = append_to_init(site, f"{name} = {site.file.text_of(node)}")
     if insert is None:
@@ -137,6 +145,12 @@ def _move_to_init(
         keeps_modes=(),  # the old model drew new weights at every call: nothing to compare
         makes_eval_deterministic=True,
     )
+
+
+def _taken(site: ClassSite, taken: dict[str, set[str]]) -> set[str]:
+    if "names" not in taken:
+        taken["names"] = member_names(site)
+    return taken["names"]
 
 
 def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None:

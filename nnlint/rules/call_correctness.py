@@ -175,7 +175,9 @@ class SubmoduleCallArity(Rule):
         for method in site.node.body:
             if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or not method.args.args:
                 continue
-            yield from self._check_method(site, method, method.args.args[0].arg, layers)
+            text = site.file.lines_of(method)
+            if any(f".{name}(" in text for name in layers):  # a layer is called here at all
+                yield from self._check_method(site, method, method.args.args[0].arg, layers)
 
     def _check_method(
         self, site: ClassSite, method: ast.FunctionDef | ast.AsyncFunctionDef, self_name: str, layers: dict[str, str]
@@ -243,6 +245,11 @@ class LossOnProbabilities(Rule):
         layers = site.shared(_layer_attributes)
         for method in site.node.body:
             if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) and method.args.args:
+                text = site.file.lines_of(method)
+                if not any(trigger in text for trigger in self.trigger_strings()) and not any(
+                    f".{name}(" in text for name, layer in layers.items() if layer in LOSS_LAYERS
+                ):
+                    continue  # no loss is computed in this method
                 flow = _Flow(site, method, layers)
                 yield from flow.findings(self.code)
 

@@ -55,6 +55,9 @@ def forward_methods(site: ClassSite) -> list[Method]:
         if method is None or self_name is None or method in reached:
             continue
         reached.append(method)
+        text = site.file.lines_of(method)
+        if not any(f".{name}(" in text for name in methods):
+            continue  # calls no method of the class (the usual case): skip the walk
         for node in ast.walk(method):
             if isinstance(node, ast.Call) and self_attribute(node.func, self_name) in methods:
                 pending.append(node.func.attr)  # type: ignore[attr-defined]
