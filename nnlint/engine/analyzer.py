@@ -19,6 +19,7 @@ from nnlint.engine.names import (
     instance_parameter,
     parameter_names,
     qualified_name,
+    references,
 )
 from nnlint.rules.base import Rule
 
@@ -206,17 +207,6 @@ class FileAnalyzer:
         site = CallSite(node, qualname, mode, function, class_qualname, self.file)  # type: ignore[arg-type]
         for rule in rules:
             self.result.findings.extend(rule.check_call(site))
-
-
-def references(tree: ast.AST) -> frozenset[str]:
-    """Attribute names read (``x.name``) and identifier-like string constants (``getattr(m, "name")``)."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Store):
-            names.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
-            names.add(node.value)
-    return frozenset(names)
 
 
 def analyze_tree(file: FileContext, tree: ast.Module, rules: Sequence[Rule]) -> FileResult:

@@ -215,6 +215,21 @@ def self_attribute(node: ast.AST, self_name: str | None) -> str | None:
     return None
 
 
+def references(tree: ast.AST) -> frozenset[str]:
+    """Attribute names read (``x.name``) and identifier-like string constants (``getattr(m, "name")``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            names.add(node.value)
+    return frozenset(names)
+
+
+#: ``try`` statements (``TryStar``: Python 3.11+)
+TRY_STATEMENTS = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
+
+
 def parameter_names(args: ast.arguments) -> list[str]:
     """All names a function's parameters bind."""
     names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from nnlint.engine.analyzer import analyze_tree
 from nnlint.engine.cache import Cache, digest
@@ -127,6 +128,9 @@ def read_source(path: str, data: bytes | None = None) -> SourceFile | Finding:
         return parse_error(path, f"could not decode: {error}")
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 _WORKER_RULES: list[Rule] = []
 
 
@@ -178,6 +182,33 @@ def run_jobs(
                 progress(done, len(jobs))
     results.sort(key=lambda result: result.path)
     return results
+
+
+_FORKED_FUNCTION: Callable | None = None
+
+
+def forked_map(function: Callable[[T], R], items: list[T], workers: int = 0) -> list[R]:
+    """``[function(item) for item in items]``, in forked worker processes when that helps.
+
+    ``function`` may be a closure: the workers inherit it by forking, it is never pickled.
+    Without ``fork`` (Windows, macOS' default) or with one item or worker, it runs here.
+    """
+    import multiprocessing
+
+    global _FORKED_FUNCTION  # noqa: PLW0603 - inherited by the forked workers
+    workers = workers or default_workers()
+    if workers <= 1 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [function(item) for item in items]
+    _FORKED_FUNCTION = function
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+            return pool.map(_call_forked, items, chunksize=1)
+    finally:
+        _FORKED_FUNCTION = None
+
+
+def _call_forked(item: object) -> object:
+    return _FORKED_FUNCTION(item)  # type: ignore[misc]
 
 
 def default_workers() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import multiprocessing
 import os
 import tempfile
 import warnings
@@ -14,7 +13,7 @@ from nnlint.engine.model import Finding, Fix, StateDictChange
 from nnlint.engine.runner import (
     LintRun,
     applicable_findings,
-    default_workers,
+    forked_map,
     lint_source,
     make_rules,
     read_source,
@@ -79,22 +78,13 @@ def fix_run(run: LintRun, unsafe: bool, exclude: Excluded | None = None, workers
         for result in run.results
         if any(is_applicable(finding.fix, unsafe) for finding in by_path.get(result.path, []))
     ]
-    global _FIX_STATE  # noqa: PLW0603 - inherited by the forked workers
-    _FIX_STATE = (run, make_rules(run.settings.enabled), unsafe, exclude)
-    workers = workers or default_workers()
-    if workers <= 1 or len(tasks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_fix_task(task) for task in tasks]
-    with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
-        return pool.map(_fix_task, tasks, chunksize=1)
+    rules = make_rules(run.settings.enabled)
 
+    def fix(task: tuple[str, str | None, list[Finding]]) -> FileFix:
+        path, module, findings = task
+        return _fix_file(run, path, module, findings, rules, unsafe, exclude)
 
-_FIX_STATE: tuple = ()
-
-
-def _fix_task(task: tuple[str, str | None, list[Finding]]) -> FileFix:
-    run, rules, unsafe, exclude = _FIX_STATE
-    path, module, findings = task
-    return _fix_file(run, path, module, findings, rules, unsafe, exclude)
+    return forked_map(fix, tasks, workers)
 
 
 def _fix_file(
@@ -195,24 +185,14 @@ def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
     return text_edits(source, text)
 
 
-FileFixes = tuple[SourceFile, list[Fix]]
-_EDIT_JOBS: list[FileFixes] = []
-
-
-def fix_edits_of_files(files: list[FileFixes], workers: int = 0) -> list[list[list[dict]]]:
+def fix_edits_of_files(files: list[tuple[SourceFile, list[Fix]]], workers: int = 0) -> list[list[list[dict]]]:
     """:func:`fix_edits` for each fix of each file; files in forked workers (LibCST parsing is slow)."""
-    global _EDIT_JOBS  # noqa: PLW0603 - inherited by the forked workers
-    _EDIT_JOBS = files
-    workers = workers or default_workers()
-    if workers <= 1 or len(files) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_file_edits(index) for index in range(len(files))]
-    with multiprocessing.get_context("fork").Pool(min(workers, len(files))) as pool:
-        return pool.map(_file_edits, range(len(files)), chunksize=1)
 
+    def edits(index: int) -> list[list[dict]]:  # by index: the workers already hold the files
+        source, fixes = files[index]
+        return [fix_edits(source, fix) for fix in fixes]
 
-def _file_edits(index: int) -> list[list[dict]]:
-    source, fixes = _EDIT_JOBS[index]
-    return [fix_edits(source, fix) for fix in fixes]
+    return forked_map(edits, list(range(len(files))), workers)
 
 
 def text_edits(source: SourceFile, new_text: str) -> list[dict]:

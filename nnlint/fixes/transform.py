@@ -83,8 +83,7 @@ class _Parsed:
                 self._codes[id(statement)] = known
             parts.append(known[1])
         parts.extend(module.code_for_node(line) for line in module.footer)
-        code = "".join(parts)
-        return code or (module.default_newline if module.has_trailing_newline else "")
+        return "".join(parts) or module.default_newline  # an empty module keeps its newline
 
 
 @functools.lru_cache(maxsize=4)

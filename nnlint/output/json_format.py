@@ -9,15 +9,13 @@ from pathlib import Path
 from nnlint.catalogue import rule_url
 from nnlint.engine.model import Finding
 from nnlint.engine.source import SourceFile
-from nnlint.fixes.apply import fix_edits, fix_edits_of_files
+from nnlint.fixes.apply import fix_edits_of_files
 
 
-def finding_to_json(finding: Finding, source: SourceFile | None, edits: list[dict] | None = None) -> dict:
-    """One finding as a ruff JSON object (1-based rows and columns); ``edits`` if already computed."""
+def finding_to_json(finding: Finding, edits: list[dict]) -> dict:
+    """One finding as a ruff JSON object (1-based rows and columns), with its fix's text ``edits``."""
     fix = None
     if finding.fix is not None:
-        if edits is None:
-            edits = fix_edits(source, finding.fix) if source is not None else []
         fix = {
             "applicability": finding.fix.applicability,
             "message": finding.fix.message,
@@ -64,5 +62,5 @@ def format_json(findings: list[Finding], sources: dict[str, SourceFile]) -> str:
         for path, file_edits in zip(paths, computed, strict=True)
         for f, e in zip(by_path[path], file_edits, strict=True)
     }
-    objects = [finding_to_json(f, source_of(f.path) if f.fix else None, edits.get(id(f), [])) for f in findings]
+    objects = [finding_to_json(f, edits.get(id(f), [])) for f in findings]
     return json.dumps(objects, indent=2) + "\n"

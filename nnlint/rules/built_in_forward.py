@@ -6,14 +6,14 @@ import ast
 import re
 from collections.abc import Iterable, Iterator
 
-from nnlint import torch_facts
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Edit, Finding, Fix, RemoveStatement, ReplaceExpression, StateDictChange
-from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, parameter_names, self_attribute
 from nnlint.rules.base import Rule
 from nnlint.rules.common import (
     Method,
     append_to_init,
+    constructed_layer,
     fixed_at_construction,
     forward_methods,
     free_name,
@@ -26,7 +26,7 @@ from nnlint.rules.registration import is_stateless
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 #: code that may run many times, or only sometimes: a layer built there cannot simply be built once
-_NOT_ONCE = (*_LOOPS, ast.If, ast.IfExp, ast.Try, ast.Match, ast.BoolOp, *(getattr(ast, "TryStar", ast.Try),))
+_NOT_ONCE = (*_LOOPS, ast.If, ast.IfExp, ast.Match, ast.BoolOp, *TRY_STATEMENTS)
 _CONSTRUCTION = re.compile(r"[A-Z]\w*\s*\(")
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
@@ -88,15 +88,10 @@ class LayerBuiltInForward(Rule):
 
 def _layer_class(node: ast.Call, scope: Scope) -> tuple[str, bool] | None:
     """(callee, is a torch layer) when ``node`` constructs a layer that holds state."""
-    callee = qualified_name(node.func, scope)
-    if callee is None:
-        return None
-    name = callee.rsplit(".", 1)[-1]
-    is_torch_layer = callee.startswith("torch.nn.") and name in torch_facts.nn_class_names()
-    is_project_class = not callee.startswith("torch.") and name[:1].isupper()
-    if not (is_torch_layer or is_project_class) or is_stateless(node, scope) or name.endswith("Loss"):
+    layer = constructed_layer(node, scope)
+    if layer is None or is_stateless(node, scope) or layer[0].endswith("Loss"):
         return None  # a loss or an activation built per call holds no weights of its own
-    return callee, is_torch_layer
+    return layer
 
 
 def _move_to_init(
@@ -112,13 +107,13 @@ def _move_to_init(
     self_name = instance_parameter(method)
     if init is None or self_name is None or instance_parameter(init) != self_name:
         return None
-    if not fixed_at_construction([node], self_name, init_attributes(site), site.method_scope(method)):
+    if not fixed_at_construction([node], self_name, site.shared(init_attributes), site.method_scope(method)):
         return None
     target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
     attribute = self_attribute(target, self_name) if target is not None else None
     edits: list[Edit] = []
     if attribute is not None:  # ``self.proj = nn.Linear(...)`` in forward: assign it in __init__ instead
-        if attribute in init_attributes(site):
+        if attribute in site.shared(init_attributes):
             return None
         name = attribute
         edits.append(RemoveStatement(site.file.span(statement)))  # type: ignore[arg-type]
@@ -155,20 +150,20 @@ def _taken(site: ClassSite, taken: dict[str, set[str]]) -> set[str]:
 
 def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None:
     """The reads of ``name`` when the method assigns it once, nothing nested rebinds it and it is only called."""
-    stores, loads = 0, []
+    stores, loads, called = 0, [], set()
     for node in ast.walk(method):
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return None
-        if isinstance(node, _NESTED) and node is not method:
-            bound = {a.arg for a in ast.walk(node.args)} if hasattr(node, "args") else set()  # type: ignore[attr-defined]
-            if name in bound:
-                return None
-        if isinstance(node, ast.Name) and node.id == name:
+        nested = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not method
+        if nested and name in parameter_names(node.args):  # type: ignore[union-attr]
+            return None  # a nested function rebinds the name
+        if isinstance(node, ast.Call):
+            called.add(id(node.func))
+        elif isinstance(node, ast.Name) and node.id == name:
             if isinstance(node.ctx, ast.Load):
                 loads.append(node)
             else:
                 stores += 1
-    called = {id(node.func) for node in ast.walk(method) if isinstance(node, ast.Call)}
     if any(id(load) not in called for load in loads):
         return None  # the layer escapes (``self.bias = new_bias``, ``return head``): not ours to move
     return loads if stores == 1 else None

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator
 from nnlint import torch_facts
 from nnlint.engine.context import CallSite, ClassSite, find_argument
 from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import Scope, all_statements, qualified_name, self_attribute
+from nnlint.engine.names import TRY_STATEMENTS, Scope, all_statements, qualified_name, self_attribute
 from nnlint.rules.base import Rule
+from nnlint.rules.common import init_method, methods_of
 
 F = "torch.nn.functional"
 SOFTMAX_FUNCTIONS = frozenset(f"{F}.{name}" for name in ("softmax", "log_softmax", "softmin"))
@@ -138,7 +139,7 @@ def _suggestion(word: str, choices: set[str]) -> str:
 def _layer_attributes(site: ClassSite) -> dict[str, str]:
     """``self.<name> = nn.<Layer>(...)`` in ``__init__``: name -> layer class (assigned once, nowhere else)."""
     methods = [node for node in site.node.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    init = next((m for m in methods if m.name == "__init__"), None)
+    init = init_method(site)  # every method counts below (a property's getter and setter share a name)
     if init is None or not init.args.args:
         return {}
     scope = site.method_scope(init)
@@ -344,14 +345,7 @@ class LayerOutputUnused(Rule):
     triggers = frozenset({"forward"})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        forward = next(
-            (
-                m
-                for m in site.node.body
-                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and m.name == "forward"
-            ),
-            None,
-        )
+        forward = methods_of(site).get("forward")
         if forward is None or not forward.args.args:
             return
         self_name = forward.args.args[0].arg
@@ -427,9 +421,6 @@ _MAYBE_INPLACE_LAYERS = frozenset(
 )
 
 
-_TRY = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)  # TryStar: Python 3.11+
-
-
 def _statements_and_what_follows(
     body: list[ast.stmt], after: list[ast.stmt]
 ) -> Iterator[tuple[ast.stmt, list[ast.stmt]]]:
@@ -444,7 +435,7 @@ def _statements_and_what_follows(
         if isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
             yield from _statements_and_what_follows(statement.body, [statement, *following])
             yield from _statements_and_what_follows(statement.orelse, following)
-        elif isinstance(statement, _TRY):
+        elif isinstance(statement, TRY_STATEMENTS):
             yield from _statements_and_what_follows(statement.body, [statement, *following])
             for block in (*(handler.body for handler in statement.handlers), statement.orelse):
                 yield from _statements_and_what_follows(block, [*statement.finalbody, *following])

@@ -8,7 +8,7 @@ import re
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import AddImport, InsertStatementAfter
-from nnlint.engine.names import Scope, instance_parameter, self_attribute
+from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
 
 
 def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
@@ -32,6 +32,25 @@ def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
 # -- a class's methods and attributes --------------------------------------------------------
 
 Method = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def constructed_layer(call: ast.Call, scope: Scope) -> tuple[str, bool] | None:
+    """(callee, is a torch layer) when ``call`` builds a torch layer or a class of the project.
+
+    A project class counts only if it is an nn.Module, which the project index decides later
+    (pass the callee in ``Finding.also_modules``).
+    """
+    from nnlint import torch_facts
+
+    callee = qualified_name(call.func, scope)
+    if callee is None:
+        return None
+    name = callee.rsplit(".", 1)[-1]
+    if callee.startswith("torch.nn.") and name in torch_facts.nn_class_names():
+        return callee, True
+    if not callee.startswith("torch.") and name[:1].isupper():
+        return callee, False
+    return None
 
 
 def methods_of(site: ClassSite) -> dict[str, Method]:

@@ -11,15 +11,9 @@ from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Edit, Finding, Fix, InsertStatementBefore, ReplaceExpression, ReplaceStatement, Span
 from nnlint.engine.names import Scope, qualified_name, self_attribute
 from nnlint.rules.base import Rule
-from nnlint.rules.common import nn_alias
+from nnlint.rules.common import init_method, nn_alias
 
 MODULE_CLASSES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
-
-
-def _init_method(site: ClassSite) -> ast.FunctionDef | None:
-    return next(
-        (node for node in site.node.body if isinstance(node, ast.FunctionDef) and node.name == "__init__"), None
-    )
 
 
 def _calls_base_init(function: ast.FunctionDef) -> bool:
@@ -53,7 +47,7 @@ class MissingSuperInit(Rule):
     triggers = frozenset({"__init__"})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        init = _init_method(site)
+        init = init_method(site)
         if init is None or _calls_base_init(init) or not _assigns_to_self(init):
             return
         body = init.body
@@ -213,7 +207,7 @@ def _is_empty_container(value: ast.expr) -> str | None:
 
 def plain_containers(site: ClassSite) -> list[PlainContainer]:
     """Containers of modules/parameters assigned in ``__init__`` and never registered."""
-    init = _init_method(site)
+    init = init_method(site)
     if init is None or not init.args.args:
         return []
     self_name = init.args.args[0].arg
@@ -429,7 +423,7 @@ class PlainTensorAttributeStatic(Rule):
     triggers = frozenset({"torch."})
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
-        init = _init_method(site)
+        init = init_method(site)
         if init is None or not init.args.args:
             return
         self_name = init.args.args[0].arg

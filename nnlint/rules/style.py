@@ -102,7 +102,7 @@ class StatelessFunctionalInForward(Rule):
                 if not fixed_at_construction(
                     [value for _, value, _ in arguments],
                     self_name,
-                    init_attributes(site),
+                    site.shared(init_attributes),
                     scope,  # type: ignore[arg-type]
                 ):
                     continue

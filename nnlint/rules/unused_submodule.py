@@ -5,12 +5,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-from nnlint import torch_facts
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Finding
-from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import instance_parameter, references, self_attribute
 from nnlint.rules.base import Rule
-from nnlint.rules.common import init_method, methods_of
+from nnlint.rules.common import constructed_layer, init_method, methods_of
 
 #: reading attributes by computed name, or walking the direct children: any layer may be used
 DYNAMIC_ACCESS = frozenset({"_modules", "__dict__", "children", "named_children", "get_submodule"})
@@ -31,14 +30,14 @@ class UnusedSubmodule(Rule):
         self_name = instance_parameter(init) if init is not None else None
         if init is None or self_name is None or "forward" not in methods or _accesses_dynamically(site):
             return
-        read = _names_read(site)
+        read = references(site.node)  # what the class itself reads; other files: ``unless_referenced``
         scope = site.method_scope(init)
         reported: set[str] = set()
         for node in ast.walk(init):
             if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Call)):
                 continue
             name = self_attribute(node.targets[0], self_name)
-            layer = _layer(node.value, scope) if name else None
+            layer = constructed_layer(node.value, scope) if name else None
             if layer is None or name in read or name in reported:
                 continue
             reported.add(name)  # type: ignore[arg-type]
@@ -53,29 +52,6 @@ class UnusedSubmodule(Rule):
                 also_modules=() if is_torch_layer else (callee,),
                 unless_referenced=name,
             )
-
-
-def _layer(value: ast.Call, scope: Scope) -> tuple[str, bool] | None:
-    callee = qualified_name(value.func, scope)
-    if callee is None:
-        return None
-    name = callee.rsplit(".", 1)[-1]
-    if callee.startswith("torch.nn.") and name in torch_facts.nn_class_names():
-        return callee, True
-    if not callee.startswith("torch.") and name[:1].isupper():
-        return callee, False  # a class of the project: kept if it is an nn.Module
-    return None
-
-
-def _names_read(site: ClassSite) -> set[str]:
-    """Attributes the class reads (on any object) and identifier-like strings it holds."""
-    names = set()
-    for node in ast.walk(site.node):
-        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Store):
-            names.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names.add(node.value)
-    return names
 
 
 def _accesses_dynamically(site: ClassSite) -> bool:
