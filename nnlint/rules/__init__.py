@@ -8,10 +8,10 @@ from nnlint.rules.call_correctness import (
     BadTorchArguments,
     DeprecatedFunctional,
     LayerOutputUnused,
-    LossOnProbabilities,
     SoftmaxWithoutDim,
     SubmoduleCallArity,
 )
+from nnlint.rules.loss_on_probabilities import LossOnProbabilities
 from nnlint.rules.manual_weights import (
     ManualConv,
     ManualConvTranspose,
@@ -21,13 +21,13 @@ from nnlint.rules.manual_weights import (
     ManualPReLU,
 )
 from nnlint.rules.registration import (
-    MissingSuperInit,
     ModulesInPlainContainer,
     ParametersInPlainContainer,
     PlainTensorAttributeStatic,
 )
 from nnlint.rules.runtime_only import EvalNotDeterministic
 from nnlint.rules.style import StatelessFunctionalInForward
+from nnlint.rules.super_init import MissingSuperInit
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,
