@@ -6,7 +6,7 @@ import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nnlint.engine.model import Finding, Fix, Span
 from nnlint.engine.names import Scope, parameter_names, self_attribute
@@ -173,6 +173,8 @@ class ClassSite:
     file: FileContext
     #: Analyses shared by several rules, computed once per class (see :meth:`shared`).
     cache: dict[object, object] = field(default_factory=dict)
+    #: What the class says about itself (:class:`nnlint.semantic.facts.ClassFacts`).
+    facts: Any = None
 
     def shared(self, analysis: Callable[[ClassSite], T]) -> T:
         """``analysis(self)``, computed once however many rules ask for it."""
@@ -197,14 +199,17 @@ class ClassSite:
 
 @dataclass
 class CallSite:
-    """A call to a torch function inside a (possible) nn.Module subclass."""
+    """A call to a torch function: in a (possible) nn.Module subclass, or anywhere for ``anywhere`` rules."""
 
     node: ast.Call
     qualname: str
     mode: Mode
     function: FunctionContext
-    class_qualname: str
+    #: The (possible) nn.Module subclass whose method makes the call; None outside one.
+    class_qualname: str | None
     file: FileContext
+    #: Findings hold outside nn.Modules too (the rule is ``anywhere``): they carry no module class.
+    anywhere: bool = False
 
     @property
     def short_name(self) -> str:
@@ -218,5 +223,27 @@ class CallSite:
             path=self.file.source.path,
             span=self.file.span(node or self.node),
             fix=fix,
-            module_class=self.class_qualname,
+            module_class=None if self.anywhere else self.class_qualname,
         )
+
+
+@dataclass
+class AttributeSite:
+    """A read of ``module.name`` (an ``ast.Attribute``) or an imported name (an ``ast.alias``)."""
+
+    node: ast.Attribute | ast.alias
+    #: ``module.name`` (``torch.nn.Conv2D``)
+    qualname: str
+    function: FunctionContext
+    file: FileContext
+
+    @property
+    def module(self) -> str:
+        return self.qualname.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.qualname.rpartition(".")[2]
+
+    def finding(self, code: str, message: str) -> Finding:
+        return Finding(code=code, message=message, path=self.file.source.path, span=self.file.span(self.node))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 Applicability = Literal["safe", "unsafe"]
 
@@ -176,6 +176,16 @@ class Fix:
         return any(edits_conflict(a, b) for a in self.edits for b in other.edits)
 
 
+class Requirement(Protocol):
+    """A question a finding asks the project-wide model before it is reported.
+
+    ``decide`` returns the finding to report (possibly with a message that says what the
+    model saw), or None when the finding does not hold. Requirements are picklable (cached).
+    """
+
+    def decide(self, model: Any, finding: Finding) -> Finding | None: ...
+
+
 @dataclass
 class Finding:
     """One diagnostic."""
@@ -190,8 +200,8 @@ class Finding:
     module_class: str | None = None
     #: Further classes that must be nn.Modules for the finding to hold (e.g. a list's elements).
     also_modules: tuple[str, ...] = ()
-    #: An attribute name: the finding holds only if no linted file reads ``.name`` (or says ``"name"``).
-    unless_referenced: str | None = None
+    #: What the project-wide model must confirm (see :class:`Requirement`), in order.
+    requires: tuple[Requirement, ...] = ()
 
     @property
     def row(self) -> int:
@@ -226,3 +236,5 @@ class FileResult:
     star_modules: list[str] = field(default_factory=list)
     #: Attribute names the file reads and identifier-like strings it holds (only when a rule needs them).
     references: frozenset[str] = frozenset()
+    #: What the file says about its classes and functions (:class:`nnlint.semantic.facts.FileFacts`).
+    facts: Any = None

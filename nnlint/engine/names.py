@@ -115,7 +115,10 @@ class BindingCollector:
         elif isinstance(node, ast.ClassDef):
             self.bind_import(node.name, f"{self.prefix}{node.name}")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            self.bind_other(node.name)
+            if self.prefix and node.name not in self._imported:  # a module-level function: summarised project-wide
+                self.bindings[node.name] = f"{self.prefix}{node.name}"
+            else:
+                self.bind_other(node.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             for name in node.names:
                 self.bindings.pop(name, None)

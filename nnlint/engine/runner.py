@@ -21,6 +21,7 @@ from nnlint.engine.settings import Settings
 from nnlint.engine.source import SourceError, SourceFile, read_file_bytes
 from nnlint.rules import PARSE_ERROR, RULES_BY_CODE
 from nnlint.rules.base import Rule
+from nnlint.semantic.model import SemanticModel
 
 #: Below this many files, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 24
@@ -45,6 +46,7 @@ class LintRun:
     results: list[FileResult]
     index: ProjectIndex
     settings: Settings
+    model: SemanticModel
     findings: list[Finding] = field(default_factory=list)
     sources: dict[str, SourceFile] = field(default_factory=dict)
 
@@ -270,9 +272,10 @@ def lint_paths(
     index = ProjectIndex(settings.module_bases, loader=module_loader(sorted(roots)))
     for result in results:
         index.add(result)
-    run = LintRun(results, index, settings, sources=sources)
+    model = SemanticModel.build(index, results)
+    run = LintRun(results, index, settings, model, sources=sources)
     for result in results:
-        run.findings.extend(applicable_findings(result.findings, index, settings))
+        run.findings.extend(applicable_findings(result.findings, model, settings))
     run.findings.sort(key=Finding.sort_key)
     return run
 
@@ -298,13 +301,21 @@ def _from_cache(jobs: list[Job], cache: Cache) -> tuple[list[FileResult], list[J
     return cached, misses, digests
 
 
-def applicable_findings(findings: Iterable[Finding], index: ProjectIndex, settings: Settings) -> list[Finding]:
-    """Drop findings in classes that are not nn.Modules, of attributes read elsewhere, and codes not selected."""
-    return [
-        finding
-        for finding in findings
-        if settings.reports(finding.code, finding.path)
-        and (finding.module_class is None or index.is_module_class(finding.module_class))
-        and all(index.is_module_class(name) for name in finding.also_modules)
-        and (finding.unless_referenced is None or finding.unless_referenced not in index.references)
-    ]
+def applicable_findings(findings: Iterable[Finding], model: SemanticModel, settings: Settings) -> list[Finding]:
+    """The findings that hold project-wide: selected codes, in nn.Modules, confirmed by the model."""
+    kept = []
+    for finding in findings:
+        if not settings.reports(finding.code, finding.path):
+            continue
+        if finding.module_class is not None and not model.is_module(finding.module_class):
+            continue
+        if not all(model.is_module(name) for name in finding.also_modules):
+            continue
+        decided: Finding | None = finding
+        for requirement in finding.requires:
+            decided = requirement.decide(model, decided)
+            if decided is None:
+                break
+        if decided is not None:
+            kept.append(decided)
+    return kept

@@ -135,7 +135,8 @@ def _fix_file(
             if change is not None and (change.renames or change.added):
                 outcome.state_dict_changes.append((finding.module_class or "", change))
         relinted = lint_source(source.with_text(text), module, is_package, rules)
-        outcome.remaining = applicable_findings(relinted.findings, run.index, run.settings)
+        run.model.add(relinted)  # (in this file's worker) the model sees the fixed text
+        outcome.remaining = applicable_findings(relinted.findings, run.model, run.settings)
     return outcome
 
 

@@ -14,6 +14,7 @@ from nnlint.engine.project import ProjectIndex, module_name
 from nnlint.engine.runner import applicable_findings, lint_source, make_rules, module_loader
 from nnlint.engine.settings import Settings, build_settings
 from nnlint.engine.source import SourceFile
+from nnlint.semantic.model import SemanticModel
 
 
 @cache
@@ -47,5 +48,6 @@ class NnlintChecker:
         result = lint_source(source, module or None, is_package, rules, tree=self.tree, apply_noqa=False)
         index = ProjectIndex(settings.module_bases, loader=module_loader([root, settings.config.root]))
         index.add(result)
-        for finding in applicable_findings(result.findings, index, settings):
+        model = SemanticModel.build(index, [result])
+        for finding in applicable_findings(result.findings, model, settings):
             yield finding.span.row, finding.span.column, f"{finding.code} {finding.message}", type(self)

@@ -10,6 +10,7 @@ from nnlint.engine.model import Finding
 from nnlint.engine.names import instance_parameter, references, self_attribute
 from nnlint.rules.base import Rule
 from nnlint.rules.common import constructed_layer, init_method, methods_of
+from nnlint.semantic.requirements import NotReferenced
 
 #: reading attributes by computed name, or walking the direct children: any layer may be used
 DYNAMIC_ACCESS = frozenset({"_modules", "__dict__", "children", "named_children", "get_submodule"})
@@ -30,7 +31,7 @@ class UnusedSubmodule(Rule):
         self_name = instance_parameter(init) if init is not None else None
         if init is None or self_name is None or "forward" not in methods or _accesses_dynamically(site):
             return
-        read = references(site.node)  # what the class itself reads; other files: ``unless_referenced``
+        read = references(site.node)  # what the class itself reads; other files: ``NotReferenced``
         scope = site.method_scope(init)
         reported: set[str] = set()
         for node in ast.walk(init):
@@ -50,7 +51,7 @@ class UnusedSubmodule(Rule):
                 site.file.span(node.targets[0]),
                 module_class=site.qualname,
                 also_modules=() if is_torch_layer else (callee,),
-                unless_referenced=name,
+                requires=(NotReferenced(name),),
             )
 
 

@@ -1,0 +1,107 @@
+"""Per-file facts: what one file says about its classes and functions (cached with its result).
+
+Facts hold no ast nodes, only names, :class:`~nnlint.semantic.values.Value` summaries and
+positions, so they pickle small and can be combined across files by the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nnlint.semantic.values import Value
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """``self.<name> = <value>`` (or ``register_buffer``, ``setattr``, ``.append``) in a method."""
+
+    name: str
+    value: Value
+    method: str
+    #: inside an ``if``/``for``/``while``/``with``/``try``/``match`` block of the method
+    conditional: bool
+    row: int
+    #: ``self.<name>.append(v)`` / ``self.<name>[k] = v``: ``value`` is one element
+    element: bool = False
+
+
+@dataclass(frozen=True)
+class Use:
+    """How a method reads ``self.<name>``.
+
+    ``how``: ``moved`` (``.to(device)``, ``.cuda()``, ``.type_as(x)``, ``.cpu()``), ``meta``
+    (``.shape``, ``.device``, ``len()``, ``is None``), ``index`` (used as a subscript),
+    ``call`` (``self.name(...)``) or ``read`` (any other use of its values).
+    """
+
+    name: str
+    method: str
+    how: str
+    row: int
+
+
+@dataclass(frozen=True)
+class SelfCall:
+    """``self.<name>(...)`` in a method; ``lazy`` when under a run-once guard (``if self.x is None:``)."""
+
+    name: str
+    lazy: bool
+
+
+@dataclass
+class FunctionFacts:
+    """A function or method: what it returns and which methods of ``self`` it calls."""
+
+    name: str
+    returns: tuple[Value, ...] = ()
+    self_calls: tuple[SelfCall, ...] = ()
+    #: a method with an instance parameter (not a static or class method)
+    is_instance_method: bool = True
+
+
+@dataclass
+class LossSite:
+    """A loss call (``F.cross_entropy(a, y)``, ``criterion(a, y)``) whose input the model must resolve."""
+
+    row: int
+    column: int
+    end_row: int
+    end_column: int
+    #: what the loss applies itself: "softmax" (cross-entropy) or "sigmoid" (with-logits losses)
+    applies: str
+    loss: Value
+    argument: Value
+    loss_text: str
+    argument_text: str
+    #: the class whose ``self`` the site sees (for ``self(x)``, ``self.head``), None outside methods
+    owner: str | None
+    function: str
+
+
+@dataclass
+class ClassFacts:
+    """A class with bases: its methods, the attributes they assign and how they read them."""
+
+    qualname: str
+    bases: list[str]
+    methods: dict[str, FunctionFacts] = field(default_factory=dict)
+    assignments: list[Assignment] = field(default_factory=list)
+    uses: list[Use] = field(default_factory=list)
+    #: reaches attributes by computed name (``getattr(self, name)``, ``self.__dict__``, ``self._modules``)
+    dynamic_access: bool = False
+
+    def assigned(self, name: str) -> list[Assignment]:
+        return [assignment for assignment in self.assignments if assignment.name == name]
+
+    def uses_of(self, name: str) -> list[Use]:
+        return [use for use in self.uses if use.name == name]
+
+
+@dataclass
+class FileFacts:
+    """Everything one file contributes to the project model."""
+
+    classes: list[ClassFacts] = field(default_factory=list)
+    #: module-level functions and methods of classes without bases, by qualified name
+    functions: dict[str, FunctionFacts] = field(default_factory=dict)
+    loss_sites: list[LossSite] = field(default_factory=list)

@@ -1,0 +1,101 @@
+"""The questions findings ask the semantic model (see :class:`nnlint.engine.model.Requirement`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from nnlint.engine.model import Finding
+from nnlint.semantic.model import SemanticModel
+from nnlint.semantic.values import Value
+
+#: stands in a message for what the model saw (filled in by the requirement)
+WHERE = "{where}"
+
+
+@dataclass(frozen=True)
+class NotReferenced:
+    """No linted file reads ``.name`` (or holds the string ``"name"``)."""
+
+    name: str
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        return None if self.name in model.index.references else finding
+
+
+@dataclass(frozen=True)
+class ReachedFromForward:
+    """``owner.method`` runs as part of ``forward`` of an instance of ``owner`` or of a subclass."""
+
+    owner: str
+    method: str
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        reach = model.reached_from_forward(self.owner, self.method)
+        if reach is None:
+            return None
+        return replace(finding, message=finding.message.replace(WHERE, reach.describe()))
+
+
+@dataclass(frozen=True)
+class HoldsState:
+    """Instances of ``qualname`` have parameters, buffers or a train/eval mode."""
+
+    qualname: str
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        return finding if model.holds_state(self.qualname) else None
+
+
+@dataclass(frozen=True)
+class HoldsModules:
+    """``value`` (e.g. what ``self.make_block()`` returns) is an nn.Module instance, or ``kind`` asks for parameters."""
+
+    value: Value
+    owner: str | None
+    kind: str = "module"
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        resolved = model.resolve(self.value, self.owner)
+        if self.kind == "parameter":
+            return finding if all(value.kind == "parameter" for value in resolved) else None
+        if all(value.kind == "layer" and model.is_module(value.name) for value in resolved):
+            return finding
+        return None
+
+
+@dataclass(frozen=True)
+class ProbabilitiesInto:
+    """``argument`` is softmax/sigmoid output the loss (which applies ``applies`` itself) squashes again."""
+
+    argument: Value
+    owner: str | None
+    applies: str
+    loss: Value | None = None
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        applies = self.applies
+        if self.loss is not None:  # ``self.criterion(...)``: which loss is it?
+            kinds = {_loss_applies(value) for value in model.resolve(self.loss, self.owner)}
+            applies = kinds.pop() if len(kinds) == 1 else None
+        given = model.probabilities(self.argument, self.owner)
+        if applies is None or given is None:
+            return None
+        if not (given == applies or (applies == "softmax" and given == "log_softmax")):
+            return None
+        return replace(finding, message=probability_message(finding.message, given, applies))
+
+
+def _loss_applies(value: Value) -> str | None:
+    from nnlint.semantic.extract import LOSS_LAYERS
+
+    return LOSS_LAYERS.get(value.name) if value.kind == "layer" else None
+
+
+def probability_message(template: str, given: str, applies: str) -> str:
+    """Fill ``{given}``, ``{applies}`` and ``{effect}`` in an NN404 message."""
+    if given == "log_softmax":
+        effect = "log_softmax of log-probabilities changes nothing, so this only does the work twice"
+    else:
+        effect = "the loss is computed on squashed values and its gradients vanish"
+    applied = "log_softmax" if applies == "softmax" else "the sigmoid"
+    return template.replace("{given}", given).replace("{applies}", applied).replace("{effect}", effect)
