@@ -27,6 +27,20 @@ def lint_text(
     return run
 
 
+def lint_project(
+    files: dict[str, str], root: Path, select: list[str] | None = None, ignore: list[str] | None = None
+) -> LintRun:
+    """Write ``files`` (relative path -> text) under ``root`` and lint them together, as one project."""
+    paths = []
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    settings = build_settings(Config(root=root), select=select, ignore=ignore)
+    return lint_paths(sorted(paths), settings, workers=1)
+
+
 def findings(text: str | bytes, **options: object) -> list[Finding]:
     """Findings for in-memory source."""
     return lint_text(text, **options).findings  # type: ignore[arg-type]

@@ -77,11 +77,12 @@ class FileAnalyzer:
         # code outside nn.Module methods is walked only for rules that hold there
         self.walk_anywhere = any(rule.anywhere and (rule.calls or rule.attributes_of) for rule in active)
         self.class_rules = [rule for rule in active if rule.checks_classes]
+        self.fact_rules = [rule for rule in active if rule.checks_facts]
         self.needs_references = any(rule.needs_references for rule in rules)
         self.result = FileResult(path=file.source.path, module=file.module)
         self.prefix = f"{file.module}." if file.module else ""
         # the semantic model's facts: wanted by the class rules (and the project-wide questions they ask)
-        self.wants_facts = any(rule.checks_classes for rule in rules)
+        self.wants_facts = any(rule.checks_classes or rule.checks_facts for rule in rules)
 
     def analyze(self) -> FileResult:
         collector = BindingCollector(self.prefix, self.file.module, self.file.is_package)
@@ -95,6 +96,8 @@ class FileAnalyzer:
         if self.facts is not None:
             self.facts.add_module_code(self.tree.body, scope)
             self.result.facts = self.facts.facts
+            for rule in self.fact_rules:
+                self.result.findings.extend(rule.check_facts(self.file, self.facts.facts))
         if self.needs_references:
             self.result.references = references(self.tree)
         return self.result
@@ -141,10 +144,7 @@ class FileAnalyzer:
         self.result.classes.append(ClassRecord(qualname, bases))
         facts = None
         if self.facts is not None:
-            if bases:
-                facts = self.facts.add_class(node, qualname, bases, scope)
-            else:
-                self.facts.add_plain_class(node, qualname, scope)
+            facts = self.facts.add_class(node, qualname, bases, scope)
         if bases and self.class_rules:
             site = ClassSite(node, qualname, scope, self.file, facts=facts)
             for rule in self.class_rules:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar, Literal
 
-from nnlint.engine.context import CallSite, ClassSite
+from nnlint.engine.context import AttributeSite, CallSite, ClassSite, FileContext
 from nnlint.engine.model import Finding
+from nnlint.semantic.facts import FileFacts
 
 FixAvailability = Literal["none", "safe", "unsafe", "sometimes"]
 
@@ -23,6 +24,13 @@ class Rule:
     :meth:`check_class`. ``triggers`` are strings one of which must occur in a
     file's text for the rule to have anything to find there (by default the
     last component of each call name).
+
+    A rule that sets ``anywhere`` is checked in all code, not only in
+    ``nn.Module`` methods: module level, free functions, lambdas, methods and
+    bodies of any class. Its findings carry no ``module_class``, so they hold
+    whatever the enclosing class turns out to be. Rules that list modules in
+    ``attributes_of`` get :meth:`check_attribute` for every read of an
+    attribute of those modules and every name imported from them.
     """
 
     code: ClassVar[str]
@@ -37,6 +45,12 @@ class Rule:
     #: needs every file's attribute reads (:attr:`FileResult.references`) to decide its findings
     needs_references: ClassVar[bool] = False
     triggers: ClassVar[frozenset[str] | None] = None
+    #: looks at the whole file's semantic facts (:meth:`check_facts`), e.g. loss calls anywhere
+    checks_facts: ClassVar[bool] = False
+    #: also checked outside nn.Module subclasses (module level, functions, any class); see above
+    anywhere: ClassVar[bool] = False
+    #: qualified names of modules (``torch.nn``) whose attribute reads and imports it inspects
+    attributes_of: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def trigger_strings(cls) -> frozenset[str]:
@@ -50,4 +64,12 @@ class Rule:
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
         """Findings for one call to one of :attr:`calls`."""
+        return ()
+
+    def check_attribute(self, site: AttributeSite) -> Iterable[Finding]:
+        """Findings for one read of ``module.name`` or ``from module import name`` (:attr:`attributes_of`)."""
+        return ()
+
+    def check_facts(self, file: FileContext, facts: FileFacts) -> Iterable[Finding]:
+        """Findings from a file's semantic facts (the model decides them through their requirements)."""
         return ()

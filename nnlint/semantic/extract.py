@@ -1,8 +1,8 @@
 """ast → facts for one file: one ordered walk per method (statement order, branches, loops).
 
-Classes with bases get the full walk (attributes, how they are read, calls of ``self``
-methods, returns); functions and methods of other classes only their return summaries;
-loss calls are collected everywhere when the file mentions a loss at all.
+Classes get the full walk (attributes, how they are read, calls of ``self`` methods,
+returns); functions their return summaries; loss calls are collected everywhere when the
+file mentions a loss at all.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _SYMBOLIC = frozenset({"probabilities", "self_call", "call", "called", "self_att
 
 
 class FactCollector:
-    """Collects a file's facts; :meth:`add_class` is called for each class with bases."""
+    """Collects a file's facts: the analyzer calls :meth:`add_class` and :meth:`add_function` as it finds them."""
 
     def __init__(self, file: FileContext) -> None:
         self.file = file
@@ -53,11 +53,6 @@ class FactCollector:
             facts.methods[method.name] = walker.summary(method.name)
         self.facts.classes.append(facts)
         return facts
-
-    def add_plain_class(self, node: ast.ClassDef, qualname: str, scope: Scope) -> None:
-        """A class without bases: the return summaries of its methods (``Table.build(n)``)."""
-        for method in _methods(node.body):
-            self.add_function(method, f"{qualname}.{method.name}", scope)
 
     def add_function(self, node: Function, qualname: str, scope: Scope) -> None:
         walker = _Walker(self, self.file.function_scope(node, scope), None, None, None)

@@ -80,7 +80,7 @@ class LossSite:
 
 @dataclass
 class ClassFacts:
-    """A class with bases: its methods, the attributes they assign and how they read them."""
+    """A class: its methods, the attributes they assign and how they read them."""
 
     qualname: str
     bases: list[str]
@@ -102,6 +102,6 @@ class FileFacts:
     """Everything one file contributes to the project model."""
 
     classes: list[ClassFacts] = field(default_factory=list)
-    #: module-level functions and methods of classes without bases, by qualified name
+    #: functions (module level and nested), by qualified name
     functions: dict[str, FunctionFacts] = field(default_factory=dict)
     loss_sites: list[LossSite] = field(default_factory=list)

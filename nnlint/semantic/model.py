@@ -298,6 +298,22 @@ class SemanticModel:
             return
         yield UNKNOWN
 
+    def origin(self, value: Value, owner: str | None) -> str | None:
+        """The function whose return value ``value`` is (``Net.forward``, ``make_head``), if any."""
+        if value.kind == "self_call" and owner is not None:
+            found = self.method(owner, value.name)
+            if found is not None:
+                return f"{_short(found[0].qualname)}.{value.name}"
+            return self.origin(Value("called", result=Value("self_attr", value.name)), owner)
+        if value.kind == "call":
+            return _short(self.canonical(value.name)) if self.canonical(value.name) in self.functions else None
+        if value.kind == "called" and value.result is not None:
+            for callee in self.resolve(value.result, owner):
+                if callee.kind == "layer" and self.canonical(callee.name) in self.classes:
+                    found = self.method(callee.name, "forward")
+                    return f"{_short(found[0].qualname)}.forward" if found else None
+        return None
+
     def probabilities(self, value: Value, owner: str | None) -> str | None:
         """ "softmax", "log_softmax" or "sigmoid" when every way ``value`` may be is such output."""
         kinds = {resolved.name if resolved.kind == "probabilities" else None for resolved in self.resolve(value, owner)}

@@ -82,7 +82,9 @@ class ProbabilitiesInto:
             return None
         if not (given == applies or (applies == "softmax" and given == "log_softmax")):
             return None
-        return replace(finding, message=probability_message(finding.message, given, applies))
+        origin = model.origin(self.argument, self.owner)
+        message = finding.message.replace(WHERE, f" (returned by `{origin}`)" if origin else "")
+        return replace(finding, message=probability_message(message, given, applies))
 
 
 def _loss_applies(value: Value) -> str | None:
