@@ -130,7 +130,8 @@ def test_element_class_must_be_a_module_project_wide(tmp_path) -> None:
     ],
 )
 def test_nn304(body: str, fixed: str) -> None:
-    text = init(body)
+    name = body.split("=")[0].strip().removeprefix("self.")
+    text = init(body) + f"\n    def forward(self, x):\n        return x * self.{name}\n"
     assert found(text) == [("NN304", 9)]
     assert fix_text(text) == text.replace(body, fixed)
 
@@ -159,6 +160,12 @@ class Settings:
     pass
 
 
+class Stateful(Block):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+
 class M(nn.Module):
     def __init__(self):
         super().__init__()
@@ -179,9 +186,11 @@ class M(nn.Module):
 @pytest.mark.parametrize(
     ("forward", "helper", "rows"),
     [
-        ("head = nn.Linear(4, 2)", "return x", [23]),
-        ("x = x", "return nn.Dropout(0.1)(x)", [20]),
-        ("b = Block()", "return x", [23]),
+        ("head = nn.Linear(4, 2)", "return x", [29]),
+        ("x = x", "return nn.Dropout(0.1)(x)", [26]),
+        ("b = Stateful()", "return x", [29]),
+        ("b = Block()", "return x", []),  # a project module without parameters, buffers or mode
+        ("seq = nn.Sequential(self.fc, self.fc)", "return x", []),  # wraps registered layers
         ("loss_fct = nn.CrossEntropyLoss()", "return nn.ReLU()(x)", []),
         ("pad = nn.ZeroPad2d(1)", "return nn.MaxPool2d(2)(x)", []),
         ("s = Settings()", "return x", []),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from conftest import found, module_source
-
 from nnlint.api import lint_project
+
+from conftest import found, module_source
 
 SOFTMAX_NET = """
 import torch.nn as nn

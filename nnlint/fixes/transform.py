@@ -229,6 +229,10 @@ class SourceEditor(cst.CSTTransformer):
             assert isinstance(edit, ReplaceStatement)
             statements = list(cst.parse_module(edit.code).body)
             statements[0] = statements[0].with_changes(leading_lines=leading)
+            trailing = node.trailing_whitespace if isinstance(node, cst.SimpleStatementLine) else None
+            one_for_one = len(statements) == 1 and isinstance(statements[0], cst.SimpleStatementLine)
+            if one_for_one and trailing is not None and trailing.comment is not None:
+                statements[0] = statements[0].with_changes(trailing_whitespace=trailing)  # keep ``# comment``
             result.extend(statements)
             result.extend(appended)
         return result

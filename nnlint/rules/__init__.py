@@ -20,14 +20,15 @@ from nnlint.rules.manual_weights import (
     ManualNorm,
     ManualPReLU,
 )
+from nnlint.rules.nonexistent_names import NonexistentTorchName
 from nnlint.rules.registration import (
     ModulesInPlainContainer,
     ParametersInPlainContainer,
-    PlainTensorAttributeStatic,
 )
 from nnlint.rules.runtime_only import EvalNotDeterministic
 from nnlint.rules.style import StatelessFunctionalInForward
 from nnlint.rules.super_init import MissingSuperInit
+from nnlint.rules.tensor_attributes import PlainTensorAttribute
 from nnlint.rules.train_mode import (
     AttentionDropoutIgnoresEval,
     DropoutIgnoresEval,
@@ -54,7 +55,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     LayerBuiltInForward,
     ModulesInPlainContainer,
     ParametersInPlainContainer,
-    PlainTensorAttributeStatic,
+    PlainTensorAttribute,
     MissingSuperInit,
     UnusedSubmodule,
     SubmoduleCallArity,
@@ -63,6 +64,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     LossOnProbabilities,
     DeprecatedFunctional,
     LayerOutputUnused,
+    NonexistentTorchName,
     StatelessFunctionalInForward,
 )
 

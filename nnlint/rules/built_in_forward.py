@@ -20,9 +20,12 @@ from nnlint.rules.common import (
     init_attributes,
     init_method,
     member_names,
+    methods_of,
+    setup_methods,
     snake_case,
 )
 from nnlint.rules.registration import is_stateless
+from nnlint.semantic.requirements import WHERE, HoldsState, ReachedFromForward
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 #: code that may run many times, or only sometimes: a layer built there cannot simply be built once
@@ -53,45 +56,74 @@ class LayerBuiltInForward(Rule):
     summary = "An nn layer constructed during forward: new random weights each call, never trained or saved"
     fix = "sometimes"
     checks_classes = True
-    triggers = frozenset({"forward"})
+    triggers = frozenset({"("})  # a base class elsewhere may call any method of this one from its forward
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
+        """Constructions in any method but construction-time ones; the model decides which ``forward`` runs."""
         taken: dict[str, set[str]] = {}  # filled on first use: names a new attribute must avoid
-        for method in forward_methods(site):
-            if not _CONSTRUCTION.search(site.file.lines_of(method)):
+        local_forward = forward_methods(site)
+        setup = setup_methods(site)
+        for method in methods_of(site).values():
+            if method.name in setup or not _CONSTRUCTION.search(site.file.lines_of(method)):
                 continue  # no ``Capitalised(`` call: nothing is constructed here
             scope = site.method_scope(method)
+            self_name = instance_parameter(method)
             seen: set[int] = set()
             for node, repeated, statement in _calls(method):
                 if id(node) in seen:
                     continue
                 seen.add(id(node))
-                layer = _layer_class(node, scope)
-                if layer is None:
-                    continue
+                layer = _layer_class(node, scope, self_name)
+                if layer is None or (repeated and _stored_on_self(statement, self_name)):
+                    continue  # built once and cached (``if self.x is None: self.x = nn.Linear(...)``)
                 callee, is_torch_layer = layer
                 fix = None
-                if not repeated:
+                if not repeated and method in local_forward:
                     fix = _move_to_init(site, method, node, statement, callee, taken)
-                where = "`forward`" if method.name == "forward" else f"`{method.name}` (called from `forward`)"
+                requires: list = [ReachedFromForward(site.qualname, method.name)]
+                if not is_torch_layer:
+                    requires.append(HoldsState(callee))
                 yield Finding(
                     self.code,
-                    f"`{site.file.text_of(node.func)}` is constructed in {where}: new random weights at every call, "
-                    "never trained, saved or moved to the device; build it in `__init__`",
+                    f"`{site.file.text_of(node.func)}` is constructed in {WHERE}: new weights (or a train/eval mode "
+                    "of its own) at every call, never trained, saved or moved to the device; build it in `__init__`",
                     site.file.source.path,
                     site.file.span(node),
                     fix=fix,
                     module_class=site.qualname,
                     also_modules=() if is_torch_layer else (callee,),
+                    requires=tuple(requires),
                 )
 
 
-def _layer_class(node: ast.Call, scope: Scope) -> tuple[str, bool] | None:
-    """(callee, is a torch layer) when ``node`` constructs a layer that holds state."""
+#: torch containers: built from layers that already exist, they add no weights of their own
+_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+
+
+def _layer_class(node: ast.Call, scope: Scope, self_name: str | None) -> tuple[str, bool] | None:
+    """(callee, is a torch layer) when ``node`` constructs a layer that may hold state."""
     layer = constructed_layer(node, scope)
     if layer is None or is_stateless(node, scope) or layer[0].endswith("Loss"):
         return None  # a loss or an activation built per call holds no weights of its own
+    if layer[1] and layer[0].rsplit(".", 1)[-1] in _CONTAINERS and _wraps_existing(node, self_name):
+        return None  # nn.Sequential(self.a, *self.blocks): the layers are registered already
     return layer
+
+
+def _wraps_existing(node: ast.Call, self_name: str | None) -> bool:
+    """Every argument is a layer the module holds already (``self.a``, ``*self.blocks``, ``self.heads[i]``)."""
+    arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+    for argument in arguments:
+        value = argument.value if isinstance(argument, ast.Starred) else argument
+        while isinstance(value, ast.Subscript):
+            value = value.value
+        if self_attribute(value, self_name) is None:
+            return False
+    return True
+
+
+def _stored_on_self(statement: ast.stmt | None, self_name: str | None) -> bool:
+    return isinstance(statement, ast.Assign) and any(self_attribute(t, self_name) for t in statement.targets)
 
 
 def _move_to_init(

@@ -83,6 +83,18 @@ def forward_methods(site: ClassSite) -> list[Method]:
     return reached
 
 
+def setup_methods(site: ClassSite) -> set[str]:
+    """``__init__`` and the methods of this class it calls through ``self``: they run once, at construction."""
+    methods = site.facts.methods if site.facts is not None else {}
+    reached, pending = set(), ["__init__"]
+    while pending:
+        name = pending.pop()
+        if name in methods and name not in reached:
+            reached.add(name)
+            pending.extend(call.name for call in methods[name].self_calls)
+    return reached
+
+
 def init_attributes(site: ClassSite) -> set[str]:
     """Attributes ``__init__`` assigns on ``self`` (anywhere in its body)."""
     init = init_method(site)

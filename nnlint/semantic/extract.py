@@ -334,6 +334,8 @@ def _use_kind(node: ast.Attribute, parent: ast.AST | None, grandparent: ast.AST 
         return "meta" if parent.attr in METADATA else "read"
     if isinstance(parent, ast.Subscript) and parent.slice is node:
         return "index"
+    if isinstance(parent, ast.Tuple) and isinstance(grandparent, ast.Subscript) and grandparent.slice is parent:
+        return "index"  # x[:, self.idx]
     if isinstance(parent, ast.Call):
         if parent.func is node:
             return "call"

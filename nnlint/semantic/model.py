@@ -199,9 +199,17 @@ class SemanticModel:
                     return Reach(owner.qualname, name, entry[0].qualname if entry else concrete)
         return None
 
+    def setup_methods(self, qualname: str) -> set[str]:
+        """``__init__`` and the methods it calls through ``self`` (transitively): what runs at construction."""
+        return {name for _, name in self._closure(qualname, "__init__", lazy_too=True)}
+
     def _forward_closure(self, concrete: str) -> list[tuple[ClassFacts, str]]:
+        return self._closure(concrete, "forward", lazy_too=False)
+
+    def _closure(self, concrete: str, entry: str, lazy_too: bool) -> list[tuple[ClassFacts, str]]:
+        """The methods an instance of ``concrete`` runs from ``entry`` (``self`` calls through the MRO)."""
         reached: list[tuple[ClassFacts, str]] = []
-        pending = ["forward"]
+        pending = [entry]
         seen: set[str] = set()
         while pending:
             name = pending.pop()
@@ -213,7 +221,7 @@ class SemanticModel:
                 continue
             owner, function = found
             reached.append((owner, name))
-            pending.extend(call.name for call in function.self_calls if not call.lazy)
+            pending.extend(call.name for call in function.self_calls if lazy_too or not call.lazy)
         return reached
 
     # -- values -----------------------------------------------------------------

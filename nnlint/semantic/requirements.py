@@ -101,3 +101,43 @@ def probability_message(template: str, given: str, applies: str) -> str:
         effect = "the loss is computed on squashed values and its gradients vanish"
     applied = "log_softmax" if applies == "softmax" else "the sigmoid"
     return template.replace("{given}", given).replace("{applies}", applied).replace("{effect}", effect)
+
+
+@dataclass(frozen=True)
+class TensorUseBreaks:
+    """``self.<name>`` holds a plain tensor that some read uses without moving it, outside construction.
+
+    Reads that move it (``.to(x.device)``, ``.type_as(x)``), read only its metadata (``.shape``),
+    index with it (CPU indices work on any device) or run while the module is built do not break
+    after ``model.to(device)``/``.half()``; nor does a tensor made at run time with ``device=``, or
+    one that the code moves itself when it runs.
+    """
+
+    owner: str
+    name: str
+    value: Value
+    method: str
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        resolved = model.resolve(self.value, self.owner)
+        if not all(value.kind == "tensor" for value in resolved):
+            return None
+        setup = model.setup_methods(self.owner)
+        assignments = model.assignments(self.owner, self.name)
+        if any(a.value.kind in ("parameter", "buffer", "layer") for a in assignments):
+            return None  # registered somewhere (a base class's register_buffer, nn.Parameter...)
+        if any(a.method not in setup and a.value.kind != "tensor" for a in assignments):
+            return None  # replaced while the model runs (``self.x = self.x.to(x.device)``, a cache of the input)
+        if self.method not in setup and all(value.name == "placed" for value in resolved):
+            return None  # made at run time where ``device=`` says
+        for owner, use in model.uses(self.owner, self.name):
+            if use.how == "read" and use.method not in setup:
+                where = f"`{use.method}`" if owner == model.canonical(self.owner) else f"`{_short(owner)}.{use.method}`"
+                moved = " (moved to a device by hand where it is made)" if Value("tensor", "moved") in resolved else ""
+                seen = f"it is read in {where} without `.to()`{moved}"
+                return replace(finding, message=finding.message.replace(WHERE, seen))
+        return None
+
+
+def _short(qualname: str) -> str:
+    return qualname.rsplit(".", 1)[-1]

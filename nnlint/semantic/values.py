@@ -121,6 +121,8 @@ TENSOR_FACTORIES = frozenset(
         "ByteTensor",
     )
 )
+#: modules whose functions compute tensors from tensors (``torch.sqrt``, ``torch.linalg.inv``)
+TENSOR_FUNCTION_MODULES = ("torch.", "torch.linalg.", "torch.special.", "torch.fft.")
 _LOWER = re.compile(r"[a-z_]\w*$")
 
 #: what a local name holds at this point of a function (statement order)
@@ -215,7 +217,7 @@ def _method_value(method: str, call: ast.Call, receiver: Value) -> Value:
     if method in NOT_TENSOR_METHODS:
         return UNKNOWN
     if receiver.kind == "tensor" and method in MOVES and _moves_to_device(method, call):
-        return Value("tensor", "moved")
+        return Value("tensor", "moved")  # torch.eye(3).cuda()
     if method in KEEPS_VALUES or (receiver.kind == "tensor" and _LOWER.match(method)):
         return receiver
     if method == "exp" and receiver == Value("probabilities", "log_softmax"):
@@ -245,16 +247,25 @@ def _named_call(callee: str, call: ast.Call, scope: Scope, env: Environment, sel
         return PARAMETER
     if callee in BUFFER_CLASSES:
         return Value("buffer")
-    if callee in TENSOR_FACTORIES:
-        return TENSOR
+    if callee in TENSOR_FACTORIES:  # made where ``device=`` says (at run time: next to the input)
+        return Value("tensor", "placed") if any(k.arg == "device" for k in call.keywords) else TENSOR
     if callee.startswith("torch.nn."):
         return _torch_layer(callee, call, arguments)
-    if callee.startswith("torch."):
+    if callee.startswith(TENSOR_FUNCTION_MODULES) and callee.count(".") == 1 + callee.startswith(
+        ("torch.linalg.", "torch.special.", "torch.fft.")
+    ):
         values = arguments()
         if callee == "torch.exp" and values and values[0] == Value("probabilities", "log_softmax"):
             return Value("probabilities", "softmax")
-        return TENSOR if any(value.kind == "tensor" for value in values) else UNKNOWN
+        return TENSOR if any(_is_tensor(value) for value in values) else UNKNOWN
     return Value("call", callee)
+
+
+def _is_tensor(value: Value) -> bool:
+    """A tensor, or a list of tensors (``torch.stack([...])``)."""
+    return value.kind == "tensor" or (
+        value.kind == "list" and value.result is not None and value.result.kind == "tensor"
+    )
 
 
 def _torch_layer(callee: str, call: ast.Call, arguments: Callable[[], list[Value]]) -> Value:
