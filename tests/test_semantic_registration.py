@@ -193,3 +193,74 @@ def test_nn301_base_forward_in_another_file(tmp_path: Path) -> None:
     ((path, code, row, message),) = project(tmp_path, files, "NN301")
     assert (path, code, row) == ("pkg/child.py", "NN301", 7)
     assert "`Child.decode`, called from `Base.forward`" in message
+
+
+CONTAINERS = """
+import torch
+import torch.nn as nn
+from pkg.blocks import Block, make_block
+
+
+class Net(nn.Module):
+    def __init__(self, n=2, deep=True):
+        super().__init__()
+        self._build(n)
+        if deep:
+            self.heads = [nn.Linear(4, 4), nn.Linear(4, 2)]  # in a branch of __init__
+        else:
+            self.heads = [nn.Linear(4, 2)]
+        self.weights = [nn.Parameter(torch.randn(3)) for _ in range(n)]
+        self._register_weights()
+        self.acts = [nn.ReLU(), nn.GELU()]  # nothing to register: fine
+        self.sizes = [make_size(i) for i in range(n)]  # not modules: fine
+
+    def _build(self, n):
+        self.blocks = []
+        for i in range(n):
+            self.blocks.append(self.make_block(i))  # a method of the class returns a layer
+        self.stages = []
+        for i in range(n):
+            self.stages.append(make_block(i))  # a function in another file returns one
+        self.extra = [Block() for _ in range(n)]  # a module class from another file
+
+    def _register_weights(self):
+        for i, weight in enumerate(self.weights):
+            self.register_parameter(f"w{i}", weight)  # registered by a helper: fine
+
+    def make_block(self, i):
+        return nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+
+
+def make_size(i):
+    return i * 2
+"""
+
+BLOCKS = """
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+
+def make_block(i):
+    return Block()
+"""
+
+
+def test_nn302_containers_filled_by_helpers_branches_and_functions_of_other_files(tmp_path: Path) -> None:
+    files = {"pkg/__init__.py": "", "pkg/blocks.py": BLOCKS, "pkg/net.py": CONTAINERS}
+    assert [(path, code, row) for path, code, row, _ in project(tmp_path, files, "NN3")] == [
+        ("pkg/net.py", "NN302", 11),
+        ("pkg/net.py", "NN302", 20),
+        ("pkg/net.py", "NN302", 23),
+        ("pkg/net.py", "NN302", 26),
+    ]
+
+
+def test_nn302_element_that_is_not_a_module_is_not_reported(tmp_path: Path) -> None:
+    blocks = BLOCKS.replace("    return Block()", "    return {'size': i}")
+    files = {"pkg/__init__.py": "", "pkg/blocks.py": blocks, "pkg/net.py": CONTAINERS}
+    assert [row for _, code, row, _ in project(tmp_path, files, "NN302")] == [11, 20, 26]

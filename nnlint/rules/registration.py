@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.model import Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import Scope, qualified_name, self_attribute
+from nnlint.engine.model import Edit, Finding, Fix, ReplaceExpression, Span
+from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute
 from nnlint.rules.base import Rule
-from nnlint.rules.common import init_method, nn_alias
+from nnlint.rules.common import init_method, methods_of, nn_alias, setup_methods
+from nnlint.semantic.facts import Assignment
+from nnlint.semantic.requirements import HoldsModules
+from nnlint.semantic.values import Value, is_stateless_layer
 
 MODULE_CLASSES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 
@@ -23,86 +25,25 @@ REGISTERING_CONTAINERS = frozenset(
     f"torch.nn.{name}" for name in ("ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict")
 )
 REGISTERING_METHODS = frozenset({"add_module", "register_module", "register_parameter", "register_buffer"})
-#: torch layers with no parameters, buffers or train/eval behaviour: keeping them in a list loses nothing
-STATELESS_LAYERS = frozenset(
-    {
-        "ReLU",
-        "ReLU6",
-        "GELU",
-        "SiLU",
-        "Mish",
-        "Tanh",
-        "Tanhshrink",
-        "Sigmoid",
-        "LogSigmoid",
-        "Softmax",
-        "Softmin",
-        "LogSoftmax",
-        "Softmax2d",
-        "Softplus",
-        "Softsign",
-        "Softshrink",
-        "Hardshrink",
-        "Hardswish",
-        "Hardsigmoid",
-        "Hardtanh",
-        "LeakyReLU",
-        "ELU",
-        "CELU",
-        "SELU",
-        "GLU",
-        "Threshold",
-        "Identity",
-        "Flatten",
-        "Unflatten",
-        "Upsample",
-        "UpsamplingNearest2d",
-        "UpsamplingBilinear2d",
-        "PixelShuffle",
-        "PixelUnshuffle",
-        "ChannelShuffle",
-        "Fold",
-        "Unfold",
-        "CosineSimilarity",
-        "PairwiseDistance",
-    }
-)
-_STATELESS_PATTERN = re.compile(
-    r"(Zero|Constant|Reflection|Replication|Circular)Pad[123]d"
-    r"|(Max|Avg|AdaptiveAvg|AdaptiveMax|LP|FractionalMax)Pool[123]d|MaxUnpool[123]d"
-)
 #: kind -> (code, list container, dict container)
 CONTAINERS = {"module": ("NN302", "ModuleList", "ModuleDict"), "parameter": ("NN303", "ParameterList", "ParameterDict")}
 
 
 @dataclass
 class PlainContainer:
-    """``self.<name> = [...]`` holding modules or parameters."""
+    """``self.<name> = [...]`` (or ``= []`` filled by ``.append``) holding modules or parameters."""
 
     name: str
     kind: str  # "module" | "parameter"
     shape: str  # "list" | "dict"
-    value: ast.expr
-    statement: ast.stmt
-    #: classes whose being nn.Modules the finding depends on (checked project-wide)
-    element_classes: list[str] = field(default_factory=list)
+    row: int
+    #: the ``self.<name> = <display>`` statement (what the fix wraps), when one is found
+    statement: ast.Assign | None
+    #: project classes whose being nn.Modules the finding depends on (checked project-wide)
+    element_classes: tuple[str, ...] = ()
+    #: what the model must confirm about elements returned by functions (``self.make_block(i)``)
+    requires: tuple = ()
     fixable: bool = True
-
-
-def _element_kind(value: ast.expr, scope: Scope) -> tuple[str, str | None] | None:
-    """("parameter", None), ("module", class qualname) or None for an element expression."""
-    if not isinstance(value, ast.Call):
-        return None
-    callee = qualified_name(value.func, scope)
-    if callee is None:
-        return None
-    if callee in PARAMETER_CLASSES:
-        return "parameter", None
-    if callee.startswith("torch.") and not callee.startswith("torch.nn."):
-        return None
-    if callee.rsplit(".", 1)[-1][:1].isupper() and callee not in REGISTERING_CONTAINERS:
-        return "module", callee
-    return None
 
 
 def is_stateless(value: ast.expr, scope: Scope) -> bool:
@@ -111,23 +52,20 @@ def is_stateless(value: ast.expr, scope: Scope) -> bool:
     if callee is None or not callee.startswith("torch.nn."):
         return False
     name = callee.rsplit(".", 1)[1]
-    if name in STATELESS_LAYERS or _STATELESS_PATTERN.fullmatch(name):
+    if is_stateless_layer(name):
         return True
     keywords = {k.arg for k in value.keywords}  # type: ignore[union-attr]
     return name.endswith("Loss") and not value.args and not keywords & {"weight", "pos_weight"}  # type: ignore[union-attr]
 
 
-def _elements(value: ast.expr) -> tuple[str, list[ast.expr], bool] | None:
-    """(shape, element expressions, keys all strings) of a list/tuple/dict display or comprehension."""
-    if isinstance(value, (ast.List, ast.Tuple)):
-        return "list", list(value.elts), True
-    if isinstance(value, ast.ListComp):
-        return "list", [value.elt], True
+def _elements(value: ast.expr) -> tuple[str, bool] | None:
+    """(shape, keys all strings) of a list/tuple/dict display or comprehension."""
+    if isinstance(value, (ast.List, ast.Tuple, ast.ListComp)):
+        return "list", True
     if isinstance(value, ast.Dict):
-        keys_are_strings = all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys)
-        return "dict", list(value.values), keys_are_strings
+        return "dict", all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys)
     if isinstance(value, ast.DictComp):
-        return "dict", [value.value], isinstance(value.key, ast.JoinedStr)
+        return "dict", isinstance(value.key, ast.JoinedStr)
     return None
 
 
@@ -142,77 +80,90 @@ def _is_empty_container(value: ast.expr) -> str | None:
 
 
 def plain_containers(site: ClassSite) -> list[PlainContainer]:
-    """Containers of modules/parameters assigned in ``__init__`` and never registered."""
-    init = init_method(site)
-    if init is None or not init.args.args:
+    """Plain containers of modules/parameters that ``__init__`` (or a helper it calls) fills, never registered."""
+    facts = site.facts
+    if facts is None:
         return []
-    self_name = init.args.args[0].arg
-    scope = site.method_scope(init)
-    found: dict[str, PlainContainer] = {}
-    for statement in init.body:
-        container = _container_assignment(statement, self_name, scope)
-        if container is not None:
-            found[container.name] = container
-    if not found:
-        return []  # the usual case: skip the walks below
-    _collect_appends(init, self_name, scope, found)
-    registered = _registered_names(site, self_name)
-    return [c for c in found.values() if c.kind and c.name not in registered]
+    setup = setup_methods(site)
+    assigned: dict[str, list[Assignment]] = {}
+    for assignment in facts.assignments:
+        if assignment.method in setup:
+            assigned.setdefault(assignment.name, []).append(assignment)
+    plain = {
+        name: found
+        for name, found in assigned.items()
+        if any(not a.element for a in found)
+        and all(a.element or (a.value.kind == "list" and not a.value.name) for a in found)
+    }
+    if not plain:
+        return []  # the usual case: skip the walk below
+    registered = _registered_names(site)
+    containers = []
+    for name, found in plain.items():
+        if name not in registered:
+            container = _container(site, name, found)
+            if container is not None:
+                containers.append(container)
+    return containers
 
 
-def _container_assignment(statement: ast.stmt, self_name: str, scope: Scope) -> PlainContainer | None:
-    if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
-        return None
-    name = self_attribute(statement.targets[0], self_name)
-    if name is None:
-        return None
-    empty = _is_empty_container(statement.value)
-    if empty is not None:
-        return PlainContainer(name, "", empty, statement.value, statement)  # kind decided by appends
-    elements = _elements(statement.value)
-    if elements is None or not elements[1]:
-        return None
-    shape, values, string_keys = elements
-    kinds = [_element_kind(value, scope) for value in values]
-    if any(kind is None for kind in kinds) or len({kind[0] for kind in kinds}) != 1:  # type: ignore[index]
-        return None
-    if all(is_stateless(value, scope) for value in values):
-        return None  # e.g. a dict of loss functions: nothing to register
-    kind = kinds[0][0]  # type: ignore[index]
-    classes = [cls for _, cls in kinds if cls]  # type: ignore[misc]
-    return PlainContainer(name, kind, shape, statement.value, statement, classes, string_keys)
+def _container(site: ClassSite, name: str, found: list[Assignment]) -> PlainContainer | None:
+    elements = [a.value if a.element else a.value.result for a in found]
+    elements = [element for element in elements if element is not None]
+    classified = [_element_kind(element, site.qualname) for element in elements]
+    if not classified or any(kind is None for kind in classified):
+        return None  # empty, or holding something else too
+    kinds = {kind[0] for kind in classified} - {"stateless"}  # type: ignore[index]
+    if len(kinds) != 1:
+        return None  # only activations (nothing to register), or modules and parameters mixed
+    kind = kinds.pop()
+    first = next(a for a in found if not a.element)
+    statement = _assignment_statement(site, first)
+    shape, fixable = ("list", True)
+    if statement is not None:
+        shape, fixable = _elements(statement.value) or (_is_empty_container(statement.value) or "list", True)
+    classes = tuple(dict.fromkeys(c for _, c, _ in classified if c))  # type: ignore[misc]
+    requires = tuple(r for _, _, r in classified if r is not None)  # type: ignore[misc]
+    return PlainContainer(name, kind, shape, first.row, statement, classes, requires, fixable)
 
 
-def _collect_appends(init: ast.FunctionDef, self_name: str, scope: Scope, found: dict[str, PlainContainer]) -> None:
-    """``self.layers.append(nn.Linear(...))`` / ``self.heads[name] = nn.Linear(...)`` after ``= []``/``= {}``."""
-    for node in ast.walk(init):
-        added: tuple[str, ast.expr] | None = None
+def _element_kind(value: Value, owner: str) -> tuple[str, str | None, object] | None:
+    """(kind, project class that must be a module, requirement) of one element, None when not ours."""
+    if value.kind == "parameter":
+        return "parameter", None, None
+    if value.kind == "layer":
+        if value.name.startswith("torch.nn."):
+            short = value.name.rsplit(".", 1)[1]
+            stateless = is_stateless_layer(short) or (short.endswith("Loss") and not value.weighted)
+            return ("stateless" if stateless else "module"), None, None
+        return "module", value.name, None
+    if value.kind in ("call", "self_call"):  # ``self.make_block(i)``: the model resolves what it returns
+        return "module", None, HoldsModules(value, owner)
+    return None
+
+
+def _assignment_statement(site: ClassSite, assignment: Assignment) -> ast.Assign | None:
+    method = methods_of(site).get(assignment.method)
+    self_name = instance_parameter(method) if method is not None else None
+    for statement in all_statements(method.body if method is not None else []):
         if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("append", "insert")
-            and node.args
+            isinstance(statement, ast.Assign)
+            and statement.lineno == assignment.row
+            and len(statement.targets) == 1
+            and self_attribute(statement.targets[0], self_name) == assignment.name
         ):
-            added = self_attribute(node.func.value, self_name), node.args[-1]  # type: ignore[assignment]
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
-            added = self_attribute(node.targets[0].value, self_name), node.value  # type: ignore[assignment]
-        if added is None or added[0] is None or added[0] not in found:
-            continue
-        container = found[added[0]]
-        kind = _element_kind(added[1], scope)
-        if kind is None or (container.kind and container.kind != kind[0]):
-            container.kind = ""
-            container.statement = None  # type: ignore[assignment]  # mixed content: not ours
-            continue
-        if container.statement is not None:
-            container.kind = kind[0]
-            if kind[1]:
-                container.element_classes.append(kind[1])
+            return statement
+    return None
 
 
-def _registered_names(site: ClassSite, self_name: str) -> set[str]:
-    """Containers registered anyway: wrapped in ModuleList/Sequential, or add_module'd in a loop."""
+def _registered_names(site: ClassSite) -> set[str]:
+    """Containers registered anyway: wrapped in ModuleList/Sequential, add_module'd in a loop, or filled
+    only with layers each registered by ``add_module`` first."""
+    init = init_method(site)
+    self_name = (instance_parameter(init) if init is not None else None) or "self"
     registered = set()
+    registered_locals: set[str] = set()  # ``self.add_module(f"q{i}", q_net)``
+    appended: dict[str, set[str]] = {}  # ``self.q_networks.append(q_net)``
     for node in ast.walk(site.node):
         if isinstance(node, ast.Call):
             callee = qualified_name(node.func, site.scope) or getattr(node.func, "attr", "")
@@ -221,6 +172,11 @@ def _registered_names(site: ClassSite, self_name: str) -> set[str]:
                     name = self_attribute(argument, self_name) if isinstance(argument, ast.expr) else None
                     if name:
                         registered.add(name)
+                registered_locals.update(arg.id for arg in node.args if isinstance(arg, ast.Name))
+            elif getattr(node.func, "attr", "") == "append" and node.args and isinstance(node.args[0], ast.Name):
+                container = self_attribute(node.func.value, self_name)  # type: ignore[attr-defined]
+                if container:
+                    appended.setdefault(container, set()).add(node.args[0].id)
         if isinstance(node, ast.For):
             iterated = {self_attribute(n, self_name) for n in ast.walk(node.iter) if isinstance(n, ast.expr)}
             registers = any(
@@ -228,12 +184,12 @@ def _registered_names(site: ClassSite, self_name: str) -> set[str]:
             )
             if registers:
                 registered |= {name for name in iterated if name}
+    registered |= {container for container, names in appended.items() if names <= registered_locals}
     return registered
 
 
-def _container_text(site: ClassSite, container: PlainContainer) -> str:
+def _container_text(site: ClassSite, value: ast.expr) -> str:
     """The constructor argument: the list/dict as written (a tuple becomes a list)."""
-    value = container.value
     if _is_empty_container(value) is not None:
         return ""
     text = site.file.text_of(value)
@@ -252,31 +208,40 @@ class _UnregisteredContainer(Rule):
 
     def check_class(self, site: ClassSite) -> Iterable[Finding]:
         for container in site.shared(plain_containers):
-            if container.kind != self.kind or container.statement is None:
+            if container.kind != self.kind:
                 continue
             code, list_class, dict_class = CONTAINERS[self.kind]
             wrapper = list_class if container.shape == "list" else dict_class
-            nn, import_edit = nn_alias(site.scope)
-            fix = None
-            if container.fixable:
-                inner = _container_text(site, container)
-                edits: list[Edit] = [ReplaceExpression(site.file.span(container.value), f"{nn}.{wrapper}({inner})")]
-                if import_edit is not None:
-                    edits.append(import_edit)
-                fix = Fix("safe", f"Use `{nn}.{wrapper}`", tuple(edits))
+            fix = _wrap_fix(site, container, wrapper)
             what = "modules" if self.kind == "module" else "parameters"
-            finding = Finding(
+            yield Finding(
                 code,
                 f"`self.{container.name}` keeps {what} in a plain {container.shape}: `.parameters()`, `state_dict`"
                 f" and `.to()` never see them; use `nn.{wrapper}`"
-                + ("" if fix else " (no fix: `nn.ModuleDict` needs string keys)"),
+                + ("" if fix or container.statement is None else " (no fix: `nn.ModuleDict` needs string keys)"),
                 site.file.source.path,
-                site.file.span(container.statement),
+                site.file.span(container.statement) if container.statement is not None else _row(site, container.row),
                 fix=fix,
                 module_class=site.qualname,
-                also_modules=tuple(container.element_classes),
+                also_modules=container.element_classes,
+                requires=container.requires,
             )
-            yield finding
+
+
+def _wrap_fix(site: ClassSite, container: PlainContainer, wrapper: str) -> Fix | None:
+    if container.statement is None or not container.fixable:
+        return None
+    value = container.statement.value
+    nn, import_edit = nn_alias(site.scope)
+    edits: list[Edit] = [ReplaceExpression(site.file.span(value), f"{nn}.{wrapper}({_container_text(site, value)})")]
+    if import_edit is not None:
+        edits.append(import_edit)
+    return Fix("safe", f"Use `{nn}.{wrapper}`", tuple(edits))
+
+
+def _row(site: ClassSite, row: int) -> Span:
+    line = site.file.source.line(row)
+    return Span(row, len(line) - len(line.lstrip()), row, len(line.rstrip()))
 
 
 class ModulesInPlainContainer(_UnregisteredContainer):

@@ -15,53 +15,8 @@ from nnlint import torch_facts
 from nnlint.engine.model import FileResult
 from nnlint.engine.project import ProjectIndex
 from nnlint.semantic.facts import Assignment, ClassFacts, FileFacts, FunctionFacts, LossSite, Use
-from nnlint.semantic.values import UNKNOWN, Value
+from nnlint.semantic.values import UNKNOWN, Value, is_stateless_layer
 
-#: torch layers without parameters, buffers or a train/eval mode
-STATELESS_TORCH_LAYERS = frozenset(
-    {
-        "ReLU",
-        "ReLU6",
-        "GELU",
-        "SiLU",
-        "Mish",
-        "Tanh",
-        "Tanhshrink",
-        "Sigmoid",
-        "LogSigmoid",
-        "Softmax",
-        "Softmin",
-        "LogSoftmax",
-        "Softmax2d",
-        "Softplus",
-        "Softsign",
-        "Softshrink",
-        "Hardshrink",
-        "Hardswish",
-        "Hardsigmoid",
-        "Hardtanh",
-        "LeakyReLU",
-        "ELU",
-        "CELU",
-        "SELU",
-        "GLU",
-        "Threshold",
-        "Identity",
-        "Flatten",
-        "Unflatten",
-        "Upsample",
-        "UpsamplingNearest2d",
-        "UpsamplingBilinear2d",
-        "PixelShuffle",
-        "PixelUnshuffle",
-        "ChannelShuffle",
-        "Fold",
-        "Unfold",
-        "CosineSimilarity",
-        "PairwiseDistance",
-    }
-)
-_STATELESS_SUFFIXES = ("Pad1d", "Pad2d", "Pad3d", "Pool1d", "Pool2d", "Pool3d", "Loss")
 _STATE_KINDS = frozenset({"parameter", "buffer"})
 _MAX_DEPTH = 12
 
@@ -336,7 +291,7 @@ class SemanticModel:
             short = name.rsplit(".", 1)[1]
             if short not in torch_facts.nn_class_names():
                 return True
-            return not (short in STATELESS_TORCH_LAYERS or short.endswith(_STATELESS_SUFFIXES))
+            return not (is_stateless_layer(short) or short.endswith("Loss"))
         if name not in self.classes or depth > _MAX_DEPTH:
             return True  # a class we cannot see: assume it does
         for facts in self.mro(name):

@@ -35,6 +35,8 @@ class Value:
     kind: str
     name: str = ""
     result: Value | None = None
+    #: a torch loss built with a ``weight``/``pos_weight`` (a buffer of its own)
+    weighted: bool = False
 
     def describe(self) -> str:
         if self.kind == "probabilities":
@@ -123,6 +125,54 @@ TENSOR_FACTORIES = frozenset(
 )
 #: modules whose functions compute tensors from tensors (``torch.sqrt``, ``torch.linalg.inv``)
 TENSOR_FUNCTION_MODULES = ("torch.", "torch.linalg.", "torch.special.", "torch.fft.")
+#: torch layers without parameters, buffers or a train/eval mode
+STATELESS_TORCH_LAYERS = frozenset(
+    {
+        "ReLU",
+        "ReLU6",
+        "GELU",
+        "SiLU",
+        "Mish",
+        "Tanh",
+        "Tanhshrink",
+        "Sigmoid",
+        "LogSigmoid",
+        "Softmax",
+        "Softmin",
+        "LogSoftmax",
+        "Softmax2d",
+        "Softplus",
+        "Softsign",
+        "Softshrink",
+        "Hardshrink",
+        "Hardswish",
+        "Hardsigmoid",
+        "Hardtanh",
+        "LeakyReLU",
+        "ELU",
+        "CELU",
+        "SELU",
+        "GLU",
+        "Threshold",
+        "Identity",
+        "Flatten",
+        "Unflatten",
+        "Upsample",
+        "UpsamplingNearest2d",
+        "UpsamplingBilinear2d",
+        "PixelShuffle",
+        "PixelUnshuffle",
+        "ChannelShuffle",
+        "Fold",
+        "Unfold",
+        "CosineSimilarity",
+        "PairwiseDistance",
+    }
+)
+_STATELESS_PATTERN = re.compile(
+    r"(Zero|Constant|Reflection|Replication|Circular)Pad[123]d"
+    r"|(Max|Avg|AdaptiveAvg|AdaptiveMax|LP|FractionalMax)Pool[123]d|MaxUnpool[123]d"
+)
 _LOWER = re.compile(r"[a-z_]\w*$")
 
 #: what a local name holds at this point of a function (statement order)
@@ -181,7 +231,10 @@ def _operands(expr: ast.BinOp, limit: int = 32) -> list[ast.expr] | None:
 
 
 def _list_value(elements: list[Value]) -> Value:
-    kinds = {element for element in elements}
+    """A container display: ``result`` is its elements' common value (None: empty, filled later)."""
+    if not elements:
+        return Value("list")
+    kinds = set(elements)
     if len(kinds) == 1:
         return Value("list", result=kinds.pop())
     useful = {element.kind for element in elements} & {"layer", "parameter", "call", "self_call"}
@@ -203,6 +256,8 @@ def _call_value(call: ast.Call, scope: Scope, env: Environment, self_name: str |
     if isinstance(func, ast.Name):
         if func.id == self_name and self_name is not None:
             return Value("self_call", "forward")  # self(x)
+        if func.id in ("list", "dict") and not call.args and not call.keywords and func.id not in env:
+            return Value("list")
         holder = env.get(func.id)
         return Value("called", result=holder) if holder is not None else UNKNOWN
     if isinstance(func, (ast.Call, ast.Subscript)):  # nn.Softmax(dim=1)(x), self.heads[i](x)
@@ -276,7 +331,14 @@ def _torch_layer(callee: str, call: ast.Call, arguments: Callable[[], list[Value
         return Value("layer", callee, Value("probabilities", SQUASHING_LAYERS[name]))
     if name in CONTAINER_LAYERS:
         return Value("list", callee, Value("layer" if CONTAINER_LAYERS[name] == "modules" else "parameter"))
+    if name.endswith("Loss") and (call.args or any(k.arg in ("weight", "pos_weight") for k in call.keywords)):
+        return Value("layer", callee, weighted=True)
     if name == "Sequential" and call.args:
         last = arguments()[-1]
         return Value("layer", callee, Value("called", result=last))
     return Value("layer", callee)
+
+
+def is_stateless_layer(name: str) -> bool:
+    """A torch layer class (short name) with no parameters, buffers or train/eval behaviour."""
+    return name in STATELESS_TORCH_LAYERS or bool(_STATELESS_PATTERN.fullmatch(name))
