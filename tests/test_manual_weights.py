@@ -211,7 +211,25 @@ NO_FIX = {
             def forward(self, x):
                 return self.act(F.linear(x, self.w))
         """,
-        "a tensor is created more than once or inside a block of `__init__`",
+        "a tensor is created more than once, inside a block of `__init__` or in a method it calls",
+    ),
+    "created in a helper of __init__ and in a branch": (
+        """
+        class M(nn.Module):
+            def __init__(self, bias=True):
+                super().__init__()
+                self.norm = nn.LayerNorm(4)
+                self._build()
+                if bias:
+                    self.b = nn.Parameter(torch.zeros(4))
+
+            def _build(self):
+                self.w = nn.Parameter(torch.randn(4, 4))
+
+            def forward(self, x):
+                return F.linear(self.norm(x), self.w, self.b)
+        """,
+        "a tensor is created more than once, inside a block of `__init__` or in a method it calls",
     ),
 }
 

@@ -79,7 +79,7 @@ def _examine(op: OpCall, tensors: ClassTensors, taken: set[str]) -> Report | Non
     reason = None
     fix = None
     if any(name in tensors.ambiguous for name in names):
-        reason = "a tensor is created more than once or inside a block of `__init__`"
+        reason = "a tensor is created more than once, inside a block of `__init__` or in a method it calls"
     elif tensors.init is None:
         reason = "the class has no `__init__`"
     else:

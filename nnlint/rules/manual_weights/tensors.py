@@ -6,7 +6,8 @@ import ast
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute
+from nnlint.rules.common import setup_methods
 
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
 BUFFER_CLASSES = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
@@ -71,6 +72,8 @@ class ClassTensors:
     assigned_elsewhere: set[str] = field(default_factory=set)
     submodules: list[str] = field(default_factory=list)
     names_in_use: set[str] = field(default_factory=set)
+    #: ``__init__`` and the methods it calls (they build the module)
+    setup: set[str] = field(default_factory=set)
 
 
 def _methods(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -93,6 +96,11 @@ def collect(site: ClassSite, op_names: frozenset[str]) -> ClassTensors:
     tensors.names_in_use = {m.name for m in methods}
     if init is not None and init_self is not None and init_scope is not None:
         _collect_defs(tensors, init, init_self, init_scope)
+        tensors.setup = setup_methods(site)
+        for helper in methods:  # parameters made in a method __init__ calls (``self._build()``)
+            helper_self = instance_parameter(helper)
+            if helper is not init and helper.name in tensors.setup and helper_self is not None:
+                _collect_nested_defs(tensors, helper.body, helper_self, site.method_scope(helper))
     if not tensors.defs:
         return tensors  # nothing made by hand: no need to read the methods
     for method in methods:
@@ -112,14 +120,22 @@ def _collect_defs(tensors: ClassTensors, init: ast.FunctionDef, self_name: str, 
             if definition.name in tensors.defs:
                 tensors.ambiguous.add(definition.name)
             tensors.defs[definition.name] = definition
-    # a tensor (re)defined inside a block cannot be moved safely
-    for statement in init.body:
-        if isinstance(statement, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
-            for inner in ast.walk(statement):
-                if isinstance(inner, ast.stmt) and inner is not statement:
-                    nested = _definition(inner, -1, self_name, scope)
-                    if nested is not None:
-                        tensors.ambiguous.add(nested.name)
+    # a tensor (re)defined inside a block cannot be moved safely: reported without a fix
+    blocks = [
+        statement for statement in init.body if isinstance(statement, (ast.If, ast.For, ast.While, ast.With, ast.Try))
+    ]
+    _collect_nested_defs(
+        tensors, [inner for block in blocks for inner in ast.iter_child_nodes(block)], self_name, scope
+    )
+
+
+def _collect_nested_defs(tensors: ClassTensors, body: list, self_name: str, scope: Scope) -> None:
+    """Definitions in blocks or helper methods: known (so the op is reported) but not movable (no fix)."""
+    for inner in all_statements(node for node in body if isinstance(node, ast.stmt)):
+        nested = _definition(inner, -1, self_name, scope)
+        if nested is not None:
+            tensors.ambiguous.add(nested.name)
+            tensors.defs.setdefault(nested.name, nested)
 
 
 def _definition(statement: ast.stmt, index: int, self_name: str, scope: Scope) -> TensorDef | None:
@@ -232,7 +248,8 @@ def _record_assignment(
     scope: Scope,
 ) -> None:
     if method is not tensors.init:
-        tensors.assigned_elsewhere.add(name)
+        if method.name not in tensors.setup:
+            tensors.assigned_elsewhere.add(name)
         return
     statement = parents.get(node)
     index = next((i for i, s in enumerate(method.body) if s is statement), -1)
