@@ -145,3 +145,29 @@ def test_two_processes_sharing_the_cache_do_not_corrupt_it(project: Path) -> Non
     assert len(entries) == 33  # every file, once
     assert not list((project / CACHE_DIR_NAME).rglob(".tmp-*"))  # no temporary file left behind
     assert len(_check(project)) == 31
+
+
+def test_semantic_decisions_follow_an_edited_subclass_while_the_base_comes_from_the_cache(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NN304 in base.py depends on how child.py reads the tensor: re-decided, base.py not re-read."""
+    (project / "pkg" / "base.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Base(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.pe = torch.zeros(4)\n"
+    )
+    child = project / "pkg" / "model.py"
+    child.write_text(
+        "from pkg.base import Base\n\n\nclass Model(Base):\n    def forward(self, x):\n        return x + self.pe\n"
+    )
+    assert _lint_in_process(project, monkeypatch) == [(os.path.join("pkg", "base.py"), "NN304", 8)]
+    child.write_text(child.read_text().replace("x + self.pe", "x + self.pe.to(x.device)"))
+    linted = []
+    original = runner.lint_job
+
+    def recording(job: runner.Job):
+        linted.append(Path(job.path).name)
+        return original(job)
+
+    monkeypatch.setattr(runner, "lint_job", recording)
+    assert _lint_in_process(project, monkeypatch) == []
+    assert linted == ["model.py"]
