@@ -126,8 +126,10 @@ def test_safe_fix_output(before: str, after: str) -> None:
     ],
 )
 def test_unsafe_fix_output(before: str, after: str) -> None:
-    assert fixed(before) == before  # not applied without --unsafe-fixes
-    assert fixed(before, unsafe=True) == after
+    source = HEADER + "class M(nn.Module):\n    def forward(self, x):\n"
+    nn102 = {"select": ["NN102"]}  # opt-in
+    assert fix_text(source + before, **nn102) == source + before  # not applied without --unsafe-fixes
+    assert fix_text(source + before, unsafe=True, **nn102) == source + after
 
 
 def test_fix_in_nested_function_uses_closure_self() -> None:

@@ -112,4 +112,4 @@ def test_torch_dropout_resolves_for_nn102() -> None:
                 return torch.dropout(x, 0.1, True) + tdrop(x, 0.1, False)
         """
     )
-    assert found(source) == [("NN102", 10), ("NN102", 10)]
+    assert found(source, select=["NN102"]) == [("NN102", 10), ("NN102", 10)]

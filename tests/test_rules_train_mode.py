@@ -167,7 +167,7 @@ def test_noqa(comment: str, expected: list[tuple[str, int]]) -> None:
 
 def test_file_level_exemption() -> None:
     source = "# nnlint: noqa: NN101\n" + method("return F.dropout(x, 0.1) + torch.dropout(x, 0.1, True)")
-    assert found(source) == [("NN102", 9)]
+    assert found(source, select=["DEFAULT", "NN102"]) == [("NN102", 9)]  # NN102 is opt-in
 
 
 # -- NN102 -------------------------------------------------------------------
@@ -188,7 +188,36 @@ def test_file_level_exemption() -> None:
     ],
 )
 def test_nn102_reports_literal_flags(call: str) -> None:
-    assert found(method(f"return {call}")) == [("NN102", 8)]
+    assert found(method(f"return {call}"), select=["NN102"]) == [("NN102", 8)]
+
+
+def test_nn102_is_opt_in() -> None:
+    """A literal flag is deliberate about as often as not (rules/NN102.md): off unless selected."""
+    source = method("return F.dropout(x, 0.1, training=True)")
+    assert found(source) == []
+    assert found(source, select=["ALL"]) == [("NN102", 8)]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            "F.dropout(x, 0.1, training=True)",
+            "`F.dropout` hard-codes `training=True`: dropout is applied even after `model.eval()`; use "
+            "`training=self.training`, or if it must stay on at inference (MC dropout, a Tacotron prenet), "
+            "add `# noqa: NN102`",
+        ),
+        (
+            "torch.dropout(x, 0.1, False)",
+            "`torch.dropout` hard-codes `train=False`: dropout is never applied, not even in training; use "
+            "`train=self.training`, or if the module only ever runs at inference, add `# noqa: NN102`",
+        ),
+    ],
+)
+def test_nn102_message_says_how_to_keep_a_deliberate_flag(call: str, message: str) -> None:
+    (finding,) = findings(method(f"return {call}"), select=["NN102"])
+    assert finding.message == message
+    assert found(method(f"return {call}  # noqa: NN102"), select=["NN102"]) == []
 
 
 @pytest.mark.parametrize(
@@ -202,11 +231,11 @@ def test_nn102_reports_literal_flags(call: str) -> None:
     ],
 )
 def test_nn102_negatives(body: str) -> None:
-    assert found(method(body)) == []
+    assert found(method(body), select=["NN102"]) == []
 
 
 def test_nn102_fix_is_unsafe() -> None:
-    (finding,) = findings(method("return F.dropout(x, 0.1, training=True)"))
+    (finding,) = findings(method("return F.dropout(x, 0.1, training=True)"), select=["NN102"])
     assert finding.fix is not None and finding.fix.applicability == "unsafe"
 
 
@@ -307,7 +336,8 @@ def test_nn104_local_variable_not_tied() -> None:
 
 def test_select_and_ignore() -> None:
     source = method("return F.dropout(x, 0.1) + torch.dropout(x, 0.1, True) + F.rrelu(x)")
-    assert [c for c, _ in found(source)] == ["NN101", "NN102", "NN103"]
+    assert [c for c, _ in found(source)] == ["NN101", "NN103"]  # NN102 is opt-in
+    assert [c for c, _ in found(source, select=["ALL"])] == ["NN101", "NN102", "NN103"]
     assert [c for c, _ in found(source, select=["NN102"])] == ["NN102"]
     assert [c for c, _ in found(source, ignore=["NN10"])] == []
     assert [c for c, _ in found(source, select=["NN1"], ignore=["NN101"])] == ["NN102", "NN103"]

@@ -25,6 +25,7 @@ def _report(path: Path) -> dict[str, dict]:
 def test_every_fix_family_verifies_and_is_written(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "before", tmp_path, dirs_exist_ok=True)
     (tmp_path / "pyproject.toml").write_text(
+        '[tool.nnlint]\nextend-select = ["NN102"]\n\n'  # opt-in; hard_coded.py is its fixture
         f'[tool.nnlint.verify."manual_weights/embeddings.py::BagOfWords"]\ninput = "{BAG_INPUT}"\n'
     )
     result = run_cli(

@@ -113,10 +113,14 @@ class DropoutIgnoresEval(_MissingTrainingFlag):
 
 
 class HardCodedTrainingFlag(Rule):
+    """Opt-in: a literal flag is more often deliberate than not (MC dropout, a Tacotron prenet,
+    inference-only ports); see rules/NN102.md for the count."""
+
     code = "NN102"
     name = "hard-coded-training-flag"
     summary = "Dropout called with a literal `training=True`/`False` instead of the module's mode"
     fix = "unsafe"
+    default_enabled = False
     calls = frozenset(DROPOUT_PROBABILITY) | TORCH_DROPOUTS
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
@@ -128,7 +132,12 @@ class HardCodedTrainingFlag(Rule):
             return  # the literal states what the guard already guarantees
         if _probability_is_zero(site, DROPOUT_PROBABILITY.get(site.qualname, "p")):
             return
-        effect = "applied even after `model.eval()`" if value.value else "never applied, not even in training"
+        if value.value:
+            effect = "applied even after `model.eval()`"
+            deliberate = "if it must stay on at inference (MC dropout, a Tacotron prenet), add `# noqa: NN102`"
+        else:
+            effect = "never applied, not even in training"
+            deliberate = "if the module only ever runs at inference, add `# noqa: NN102`"
         keyword = training_parameter(site.qualname)
         fix = None
         if site.function.self_name is not None:
@@ -144,7 +153,7 @@ class HardCodedTrainingFlag(Rule):
         yield site.finding(
             self.code,
             f"`{site.short_name}` hard-codes `{keyword}={value.value}`: dropout is {effect}; "
-            f"use `{keyword}=self.training`{_no_self_note(site)}",
+            f"use `{keyword}=self.training`{_no_self_note(site)}, or {deliberate}",
             node=value,
             fix=fix,
         )
