@@ -95,16 +95,11 @@ def plain_containers(site: ClassSite) -> list[PlainContainer]:
         if any(not a.element for a in found)
         and all(a.element or (a.value.kind == "list" and not a.value.name) for a in found)
     }
-    if not plain:
+    containers = [container for name, found in plain.items() if (container := _container(site, name, found))]
+    if not containers:
         return []  # the usual case: skip the walk below
     registered = _registered_names(site)
-    containers = []
-    for name, found in plain.items():
-        if name not in registered:
-            container = _container(site, name, found)
-            if container is not None:
-                containers.append(container)
-    return containers
+    return [container for container in containers if container.name not in registered]
 
 
 def _container(site: ClassSite, name: str, found: list[Assignment]) -> PlainContainer | None:

@@ -8,12 +8,13 @@ file mentions a loss at all.
 from __future__ import annotations
 
 import ast
+import collections
 import re
 
 from nnlint.engine.context import FileContext
 from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, qualified_name
 from nnlint.semantic.facts import Assignment, ClassFacts, FileFacts, FunctionFacts, LossSite, SelfCall, Use
-from nnlint.semantic.values import MOVES, UNKNOWN, Environment, F, Value, _moves_to_device, value_of
+from nnlint.semantic.values import UNKNOWN, Environment, F, Value, value_of
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -29,9 +30,9 @@ _LOSS_ATTRIBUTE = re.compile(r"\.(\w+)\s*=\s*(?:[\w.]+\.)?(?:CrossEntropyLoss|BC
 METADATA = frozenset(
     {"shape", "dtype", "device", "ndim", "requires_grad", "size", "numel", "dim", "is_cuda", "nelement", "grad"}
 )
-METADATA_FUNCTIONS = frozenset({"len", "isinstance", "id", "hasattr", "type", "getattr", "print", "repr", "str"})
-DYNAMIC_ACCESS = frozenset({"_modules", "__dict__", "_parameters", "_buffers"})
 REGISTERS = {"register_buffer": "buffer", "register_parameter": "parameter", "add_module": "", "register_module": ""}
+#: assigned values that may be (or resolve to) tensors
+TENSOR_LIKE = frozenset({"tensor", "call", "self_call"})
 _SYMBOLIC = frozenset({"probabilities", "self_call", "call", "called", "self_attr", "element"})
 
 
@@ -47,10 +48,16 @@ class FactCollector:
 
     def add_class(self, node: ast.ClassDef, qualname: str, bases: list[str], scope: Scope) -> ClassFacts:
         facts = ClassFacts(qualname, bases)
-        for method in _methods(node.body):
+        methods = _methods(node.body)
+        for method in methods:
             walker = _Walker(self, self.file.function_scope(method, scope), instance_parameter(method), facts, qualname)
             walker.run(method)
             facts.methods[method.name] = walker.summary(method.name)
+        if _needs_uses(facts):
+            for method in methods:
+                self_name = instance_parameter(method)
+                if self_name is not None:
+                    facts.uses.extend(_uses(self.file, method, self_name))
         self.facts.classes.append(facts)
         return facts
 
@@ -88,11 +95,13 @@ class _Walker:
         self.owner_name = owner_name
         self.env: Environment = {}
         self.returns: list[Value] = []
-        self.self_calls: dict[str, bool] = {}
         self.method = ""
-        self.full = owner is not None or collector.wants_losses
+        self.function: Function | None = None
+        #: ``if self.x is None:`` statements: what their bodies call runs once
+        self.lazy_blocks: list[ast.If] = []
 
     def run(self, function: Function) -> None:
+        self.function = function
         self.method = function.name
         if self.self_name is not None:
             self.env[self.self_name] = UNKNOWN
@@ -104,9 +113,20 @@ class _Walker:
         return FunctionFacts(
             name,
             tuple(dict.fromkeys(self.returns)),
-            tuple(SelfCall(called, lazy) for called, lazy in self.self_calls.items()),
+            self._self_calls(),
             self.self_name is not None,
         )
+
+    def _self_calls(self) -> tuple[SelfCall, ...]:
+        """``self.name(...)`` in the method's text; lazy when every one is behind a run-once guard."""
+        if self.self_name is None or self.function is None:
+            return ()
+        pattern = re.compile(rf"\b{re.escape(self.self_name)}\.(\w+)\s*\(")
+        everywhere = collections.Counter(pattern.findall(self.file.lines_of(self.function)))
+        guarded = collections.Counter(
+            name for block in self.lazy_blocks for name in pattern.findall(self.file.lines_of(block))
+        )
+        return tuple(SelfCall(name, guarded[name] >= count) for name, count in everywhere.items())
 
     def _annotated(self, annotation: ast.expr | None) -> Value:
         """``model: Net`` -> an instance of ``Net``."""
@@ -128,28 +148,24 @@ class _Walker:
 
     def statement(self, statement: ast.stmt, conditional: bool, lazy: bool) -> None:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if self.full and self.owner is not None and isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._expressions(statement.body, lazy)  # a closure reading self
             return
         if isinstance(statement, ast.If):
-            self._expressions([statement.test], lazy)
-            guard = lazy or _is_lazy_guard(statement.test, self.self_name)
-            self.block(statement.body, True, guard)
+            guard = not lazy and _is_lazy_guard(statement.test, self.self_name)
+            if guard:
+                self.lazy_blocks.append(statement)
+            self.block(statement.body, True, lazy or guard)
             self.block(statement.orelse, True, lazy)
             return
         if isinstance(statement, (ast.For, ast.AsyncFor)):
-            self._expressions([statement.iter], lazy)
             self._bind(statement.target, _iterated(self.value(statement.iter)))
             self.block(statement.body, True, lazy)
             self.block(statement.orelse, True, lazy)
             return
         if isinstance(statement, ast.While):
-            self._expressions([statement.test], lazy)
             self.block(statement.body, True, lazy)
             self.block(statement.orelse, True, lazy)
             return
         if isinstance(statement, (ast.With, ast.AsyncWith)):
-            self._expressions([item.context_expr for item in statement.items], lazy)
             self.block(statement.body, True, lazy)
             return
         if isinstance(statement, TRY_STATEMENTS):
@@ -160,15 +176,14 @@ class _Walker:
             self.block(statement.finalbody, True, lazy)
             return
         if isinstance(statement, ast.Match):
-            self._expressions([statement.subject], lazy)
             for case in statement.cases:
                 self.block(case.body, True, lazy)
             return
         self._simple(statement, conditional, lazy)
 
     def _simple(self, statement: ast.stmt, conditional: bool, lazy: bool) -> None:
-        if self.full:
-            self._expressions([statement], lazy)
+        if self.collector.wants_losses and self._mentions_loss(statement):
+            self._loss_calls(statement)
         if isinstance(statement, ast.Return):
             self.returns.append(self.value(statement.value))
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
@@ -239,39 +254,27 @@ class _Walker:
             return node.attr
         return None
 
-    # -- expressions ----------------------------------------------------------
+    # -- loss calls -------------------------------------------------------------
 
-    def _expressions(self, roots: list[ast.AST], lazy: bool) -> None:
-        """Reads of ``self.<name>``, calls of ``self`` methods and loss calls in ``roots``."""
-        stack: list[tuple[ast.AST, ast.AST | None, ast.AST | None]] = [(root, None, None) for root in roots]
+    def _mentions_loss(self, statement: ast.stmt) -> bool:
+        """The statement may call a loss: its name, a ``self.<loss>`` attribute or a local ``criterion``."""
+        text = self.file.lines_of(statement)
+        if any(trigger in text for trigger in LOSS_TRIGGERS):
+            return True
+        if any(f".{name}(" in text for name in self.collector.loss_attributes):
+            return True
+        return any(f"{name}(" in text for name, value in self.env.items() if value.name in LOSS_LAYERS)
+
+    def _loss_calls(self, statement: ast.stmt) -> None:
+        """Loss calls in a statement that mentions one (nested functions aside)."""
+        stack: list[ast.AST] = [statement]
         while stack:
-            node, parent, grandparent = stack.pop()
-            if isinstance(node, ast.Attribute):
-                if self.owner is not None and self._is_self(node.value):
-                    self._use(node, parent, grandparent, lazy)
-                elif node.attr in DYNAMIC_ACCESS and self.owner is not None:
-                    self.owner.dynamic_access = True
-            elif isinstance(node, ast.Call):
-                self._call(node)
-            elif isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node = stack.pop()
+            if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
-            for child in ast.iter_child_nodes(node):
-                stack.append((child, node, parent))
-
-    def _use(self, node: ast.Attribute, parent: ast.AST | None, grandparent: ast.AST | None, lazy: bool) -> None:
-        assert self.owner is not None
-        if isinstance(node.ctx, ast.Store):
-            return
-        how = _use_kind(node, parent, grandparent)
-        if how == "call":
-            self.self_calls[node.attr] = self.self_calls.get(node.attr, True) and lazy
-        self.owner.uses.append(Use(node.attr, self.method, how, node.lineno))
-
-    def _call(self, call: ast.Call) -> None:
-        if self.owner is not None and _computed_access(call) and self._is_self(call.args[0]):
-            self.owner.dynamic_access = True
-        if self.collector.wants_losses and call.args:
-            self._loss_site(call)
+            if isinstance(node, ast.Call) and node.args:
+                self._loss_site(node)
+            stack.extend(ast.iter_child_nodes(node))
 
     def _loss_site(self, call: ast.Call) -> None:
         func = call.func
@@ -308,12 +311,65 @@ class _Walker:
         )
 
 
-def _computed_access(call: ast.Call) -> bool:
-    """``getattr(obj, name)`` / ``setattr(obj, name, v)`` with a computed name, or ``vars(obj)``."""
-    func = call.func
-    if not (isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "vars") and call.args):
-        return False
-    return func.id == "vars" or (len(call.args) > 1 and not isinstance(call.args[1], ast.Constant))
+def _needs_uses(facts: ClassFacts) -> bool:
+    """How ``self.<attr>`` is read matters for tensors the class (or a base elsewhere) keeps."""
+    if any(not base.startswith("torch.") for base in facts.bases):
+        return True  # a project base class may keep tensors this class reads
+    return any(not a.element and a.value.kind in TENSOR_LIKE for a in facts.assignments)
+
+
+def _uses(file: FileContext, method: Function, self_name: str) -> list[Use]:
+    """Every read of ``self.<attr>`` in a method (closures included) and how it uses it.
+
+    Read from the method's text (a regular expression, not a tree walk: this runs for most
+    classes, and how a tensor is read is decided by the few characters around it).
+    """
+    text = file.lines_of(method)
+    pattern = re.compile(rf"(?<![\w.]){re.escape(self_name)}\.(\w+)")
+    found = []
+    row, position = method.lineno, 0
+    for match in pattern.finditer(text):
+        how = _use_kind(text[max(0, match.start() - 24) : match.start()], text[match.end() : match.end() + 48])
+        if how is None or match.start() < _body_start(method, text):
+            continue
+        row += text.count("\n", position, match.start())
+        position = match.start()
+        found.append(Use(match.group(1), method.name, how, row))
+    return found
+
+
+def _body_start(method: Function, text: str) -> int:
+    """Offset of the body in the method's text (reads in default values or decorators do not count)."""
+    return text.find(":", text.find("def "))
+
+
+_MOVE_CALL = re.compile(r"\.(to|cuda|type_as|cpu)\s*\(([^()]*)")
+_ATTRIBUTE = re.compile(r"\.\s*(\w+)")
+_INDEX_BEFORE = re.compile(r"\[\s*(?:[^\[\]]*,\s*)?$")
+
+
+def _use_kind(before: str, after: str) -> str | None:
+    """How ``self.x`` is used, from the text around it; None for a store."""
+    stripped = after.lstrip(" ")
+    if re.match(r"(=[^=]|[-+*/@|&^%]=|:\s*[\w\[\].]+\s*=[^=])", stripped):
+        return None  # self.x = ..., self.x += ..., self.x: T = ...
+    move = _MOVE_CALL.match(after)
+    if move:
+        method, arguments = move.groups()
+        to_dtype = method == "to" and ("dtype" in arguments or arguments.strip().startswith("torch."))
+        return "read" if to_dtype and "device" not in arguments else "moved"
+    attribute = _ATTRIBUTE.match(after)
+    if attribute:
+        return "meta" if attribute.group(1) in METADATA else "read"
+    if stripped.startswith("("):
+        return "call"
+    if _INDEX_BEFORE.search(before) and stripped[:1] in ("]", ","):
+        return "index"
+    if re.search(r"\b(len|isinstance|id|hasattr|type|getattr|print|repr|str)\(\s*$", before):
+        return "meta"
+    if re.match(r"\s*is\s", after) or re.search(r"\bis\s+(not\s+)?$", before):
+        return "meta"
+    return "read"
 
 
 def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
@@ -325,27 +381,6 @@ def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
 
 def _iterated(value: Value) -> Value:
     return value.result if value.kind == "list" and value.result is not None else UNKNOWN
-
-
-def _use_kind(node: ast.Attribute, parent: ast.AST | None, grandparent: ast.AST | None) -> str:
-    if isinstance(parent, ast.Attribute):  # self.x.<attr>
-        if parent.attr in MOVES and isinstance(grandparent, ast.Call) and grandparent.func is parent:
-            return "moved" if parent.attr == "cpu" or _moves_to_device(parent.attr, grandparent) else "read"
-        return "meta" if parent.attr in METADATA else "read"
-    if isinstance(parent, ast.Subscript) and parent.slice is node:
-        return "index"
-    if isinstance(parent, ast.Tuple) and isinstance(grandparent, ast.Subscript) and grandparent.slice is parent:
-        return "index"  # x[:, self.idx]
-    if isinstance(parent, ast.Call):
-        if parent.func is node:
-            return "call"
-        if isinstance(parent.func, ast.Name) and parent.func.id in METADATA_FUNCTIONS:
-            return "meta"
-    if isinstance(parent, ast.Compare) and any(isinstance(op, (ast.Is, ast.IsNot)) for op in parent.ops):
-        return "meta"
-    if isinstance(parent, ast.BoolOp):
-        return "meta"
-    return "read"
 
 
 def _is_lazy_guard(test: ast.expr, self_name: str | None) -> bool:

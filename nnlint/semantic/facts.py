@@ -87,8 +87,6 @@ class ClassFacts:
     methods: dict[str, FunctionFacts] = field(default_factory=dict)
     assignments: list[Assignment] = field(default_factory=list)
     uses: list[Use] = field(default_factory=list)
-    #: reaches attributes by computed name (``getattr(self, name)``, ``self.__dict__``, ``self._modules``)
-    dynamic_access: bool = False
 
     def assigned(self, name: str) -> list[Assignment]:
         return [assignment for assignment in self.assignments if assignment.name == name]
