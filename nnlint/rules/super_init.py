@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -95,6 +96,7 @@ class _InitScanner:
     def __init__(self, site: ClassSite) -> None:
         self.site = site
         self.methods = methods_of(site)
+        self.patterns: dict[str, re.Pattern[str]] = {}
         self.summaries: dict[str, InitOrder] = {}
         self.class_name = site.node.name
         self._subclasses: frozenset[str] | None = None
@@ -163,6 +165,8 @@ class _InitScanner:
     # -- calls -----------------------------------------------------------------
 
     def _calls(self, node: ast.AST, order: InitOrder, self_name: str, scope: Scope) -> None:
+        if not self._may_matter(node, order, self_name):
+            return  # no call here can init, use ``self`` or name ``__init__`` (most statements): skip the walk
         for call in _calls_in_order(node):
             kind = self._call_kind(call, self_name)
             if kind == "unbound":
@@ -197,6 +201,21 @@ class _InitScanner:
             order.base_init = order.base_init or call
         order.may_init = order.may_init or summary.may_init
         order.done = summary.base_init is not None or summary.may_init
+
+    def _may_matter(self, node: ast.AST, order: InitOrder, self_name: str) -> bool:
+        """A cheap look at the text: could a call in ``node`` be one :meth:`_call_kind` classifies?"""
+        text = self.site.file.lines_of(node)
+        if "__init__" in text:
+            return True
+        if order.done:
+            return False  # after the base init only unbound or subclass ``super(...).__init__`` matter
+        if "setattr" in text:
+            return True
+        pattern = self.patterns.get(self_name)
+        if pattern is None:
+            name = re.escape(self_name)
+            pattern = self.patterns[self_name] = re.compile(rf"\b{name}\.\w+\s*\(|\b{name}\s*[,)=]")
+        return pattern.search(text) is not None
 
     def _call_kind(self, call: ast.Call, self_name: str) -> str | None:
         func = call.func
