@@ -12,7 +12,7 @@ from nnlint.engine.model import Finding, Fix
 from nnlint.rules.base import Rule
 from nnlint.rules.manual_weights.fix import build_fix
 from nnlint.rules.manual_weights.layers import SPECS, BuildContext, NoFix, OpSpec, build
-from nnlint.rules.manual_weights.tensors import ClassTensors, OpCall, collect
+from nnlint.rules.manual_weights.tensors import ClassTensors, OpCall, TensorDef, collect
 
 OP_NAMES = frozenset(SPECS)
 OP_TAILS = frozenset(name.rsplit(".", 1)[1] for name in OP_NAMES)
@@ -108,8 +108,8 @@ def _hand_made_tensors(op: OpCall, arguments: dict[str, ast.expr], spec: OpSpec,
         if definition.kind == "none":
             continue  # ``self.bias = None``: no tensor (the fix removes the placeholder)
         is_weight = argument == "weight" and spec.code != "NN204"
-        if definition.kind == "buffer" and is_weight:
-            return []  # a fixed filter (blur kernel, DCT basis), not a learned layer
+        if is_weight and (definition.kind == "buffer" or _frozen(definition)):
+            return []  # a fixed filter (blur kernel, DCT basis, random kernels), not a learned layer
         uses = tensors.uses.get(value.attr, [])
         if any(use.kind == "other" for use in uses) or sum(use.kind == "argument" for use in uses) != 1:
             return []  # shared with another op (tied weights) or used in computations
@@ -122,6 +122,12 @@ def _hand_made_tensors(op: OpCall, arguments: dict[str, ast.expr], spec: OpSpec,
     return names
 
 
+def _frozen(definition: TensorDef) -> bool:
+    """``nn.Parameter(..., requires_grad=False)``: never learned."""
+    flag = definition.requires_grad
+    return isinstance(flag, ast.Constant) and flag.value is False
+
+
 def _is_layer_implementation(op: OpCall, names: list[str], tensors: ClassTensors) -> bool:
     """A hand-written layer (its forward is essentially this op over all its own tensors)."""
     own = {name for name, definition in tensors.defs.items() if definition.kind != "none"}
@@ -132,11 +138,14 @@ def _is_layer_implementation(op: OpCall, names: list[str], tensors: ClassTensors
     return len(body) <= 3 and any(value is op.node for value in returns)
 
 
-_CASTS = frozenset({"to", "type", "type_as", "float", "half", "bfloat16", "double", "contiguous"})
+_CASTS = frozenset(
+    {"to", "type", "type_as", "float", "half", "bfloat16", "double", "contiguous"}
+    | {"permute", "transpose", "reshape", "view", "squeeze", "unsqueeze", "flatten"}  # a layout around the op
+)
 
 
 def _uncast(value: ast.expr) -> ast.expr:
-    """``F.linear(...).to(x.dtype)`` → ``F.linear(...)``."""
+    """``F.linear(...).to(x.dtype)``, ``F.layer_norm(x.permute(...), ...).permute(...)`` → the op call."""
     while (
         isinstance(value, ast.Call)
         and isinstance(value.func, ast.Attribute)
