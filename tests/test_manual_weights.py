@@ -97,6 +97,26 @@ NEGATIVES = {
             def forward(self, x):
                 return F.linear(x, self.w)
         """,
+    "frozen random kernels": """
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.kernels = nn.Parameter(torch.randn(8, 1, 9), requires_grad=False)
+                self.head = nn.Linear(8, 2)
+
+            def forward(self, x):
+                return self.head(F.conv1d(x, self.kernels, dilation=2).amax(-1))
+        """,
+    "channels-first layer norm with a layout around the op": """
+        class LayerNorm2d(nn.Module):
+            def __init__(self, channels=4):
+                super().__init__()
+                self.weight = nn.Parameter(torch.ones(channels))
+                self.bias = nn.Parameter(torch.zeros(channels))
+
+            def forward(self, x):
+                return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias).permute(0, 3, 1, 2)
+        """,
 }
 
 
