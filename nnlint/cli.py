@@ -25,6 +25,7 @@ from nnlint.output.paths import display_path
 
 if TYPE_CHECKING:
     from nnlint.fixes.apply import FileFix
+    from nnlint.fixes.cross_file import RenamePlan
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 #: Show a progress bar on a terminal from this many files on.
@@ -129,7 +130,8 @@ def check(
     run = _lint(files, settings, jobs, stdin, show_progress=not machine_readable, cache=cache)
     if verification is not None:
         verification.to_stderr = machine_readable
-    code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet, verification)
+    renames = _withhold_renames(run)
+    code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet, verification, renames)
     sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
 
 
@@ -181,6 +183,20 @@ def _lint(
     return run
 
 
+def _withhold_renames(run: LintRun) -> RenamePlan | None:
+    """Where fixes rename attributes: the reads elsewhere to rewrite with them, or why they are withheld.
+
+    The findings of withheld classes lose their renaming fix and say why (in every output format).
+    """
+    from nnlint.fixes.cross_file import plan_renames, renames_attributes
+
+    if not any(renames_attributes(finding.fix) for finding in run.findings):
+        return None
+    plan = plan_renames(run)
+    run.findings = plan.mark(run.findings)
+    return plan
+
+
 @dataclass
 class Verification:
     """How --verify runs."""
@@ -200,38 +216,41 @@ def _report(
     statistics: bool,
     quiet: bool,
     verification: Verification | None = None,
+    renames: RenamePlan | None = None,
 ) -> int:
     findings = run.findings
     fixed = 0
     if fix:
-        findings, fixed, changed = _apply_fixes(run, unsafe, diff, verification)
+        findings, fixed, changed = _apply_fixes(run, unsafe, diff, verification, renames)
         if diff:
             return EXIT_FINDINGS if changed else EXIT_CLEAN
     if statistics:
         _print_statistics(findings, unsafe)
     else:
-        _print_findings(findings, run.sources, output_format, unsafe)
+        _print_findings(findings, run.sources, output_format, unsafe, renames)
     if output_format in ("full", "concise") and not quiet:
         _print_summary(findings, fixed, unsafe)
     return EXIT_FINDINGS if findings else EXIT_CLEAN
 
 
 def _apply_fixes(
-    run: LintRun, unsafe: bool, diff: bool, verification: Verification | None
+    run: LintRun, unsafe: bool, diff: bool, verification: Verification | None, renames: RenamePlan | None = None
 ) -> tuple[list[Finding], int, bool]:
     from nnlint.fixes.apply import fix_run, write_atomically
 
-    outcomes = fix_run(run, unsafe)
+    outcomes = fix_run(run, unsafe, renames=renames)
     if verification is not None:
         rejected = _verify(run, outcomes, verification)
         if rejected:
-            outcomes = fix_run(run, unsafe, exclude=rejected)
+            outcomes = fix_run(run, unsafe, exclude=rejected, renames=renames)
     by_path = {outcome.path: outcome for outcome in outcomes}
     stdout = click.get_text_stream("stdout")
     changed = False
     for outcome in outcomes:
         if outcome.error:
             click.echo(f"nnlint: warning: {outcome.path}: {outcome.error}", err=True)
+        for reason in outcome.withheld:
+            click.echo(f"nnlint: warning: fix withheld: {reason}", err=True)
         if not outcome.changed:
             continue
         changed = True
@@ -249,6 +268,7 @@ def _apply_fixes(
                 continue
             if outcome.state_dict_changes:
                 _record_renames(run, outcome)
+        _report_renamed_reads(outcome, diff)
     if diff:
         fixable = sum(outcome.applied for outcome in outcomes)
         noun = "error" if fixable == 1 else "errors"
@@ -264,8 +284,10 @@ def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -
     """Verify every class the fixes change (files in parallel); return the (path, class) pairs to hold back."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from nnlint.runtime.verify import describe, plan_checks, verify_file
+    from nnlint.runtime.verify import Verification as Result
+    from nnlint.runtime.verify import check_renamed_reads, describe, plan_checks, target_name, verify_file
 
+    static = check_renamed_reads(run, outcomes)
     jobs = []
     for outcome in outcomes:
         if outcome.changed and outcome.path not in run.sources:
@@ -285,13 +307,35 @@ def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -
     results = []
     for (outcome, checks), verified in zip(jobs, answers, strict=True):
         for check, result in zip(checks, verified, strict=True):
+            reason = static.pop((outcome.path, check.class_qualname), None)
+            if reason is not None:  # other code does not follow its renames
+                result.status, result.reason = "failed", reason
             results.append(result)
             click.echo(describe(result), err=verification.to_stderr)
             if result.status != "verified":
                 rejected.add((outcome.path, check.class_qualname))
+    by_path = {outcome.path: outcome for outcome in outcomes}
+    for (path, qualname), reason in static.items():  # classes not run (stdin)
+        module = by_path[path].module if path in by_path else None
+        inside = qualname.removeprefix(f"{module}.") if module else qualname
+        result = Result(target_name(path, inside, run.settings.config), "failed", verification.device, reason)
+        results.append(result)
+        click.echo(describe(result), err=verification.to_stderr)
+        rejected.add((path, qualname))
     if verification.report is not None:
         verification.report.write_text(json.dumps([asdict(result) for result in results], indent=2) + "\n")
     return rejected
+
+
+def _report_renamed_reads(outcome: FileFix, diff: bool) -> None:
+    """One line per file whose reads of renamed attributes were (or would be) rewritten."""
+    count = len(outcome.renamed_reads)
+    if not count:
+        return
+    verb = "would rewrite" if diff else "rewrote"
+    noun = "read" if count == 1 else "reads"
+    reads = ", ".join(f"line {edit.span.row}: {edit.summary()}" for edit in outcome.renamed_reads)
+    click.echo(f"nnlint: {display_path(outcome.path)}: {verb} {count} {noun} of renamed attributes ({reads})", err=True)
 
 
 def _record_renames(run: LintRun, outcome: FileFix) -> None:
@@ -314,11 +358,17 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, markup=False)
 
 
-def _print_findings(findings: list[Finding], known: dict[str, SourceFile], output_format: str, unsafe: bool) -> None:
+def _print_findings(
+    findings: list[Finding],
+    known: dict[str, SourceFile],
+    output_format: str,
+    unsafe: bool,
+    renames: RenamePlan | None = None,
+) -> None:
     if output_format == "json":
         from nnlint.output.json_format import format_json
 
-        click.get_text_stream("stdout").write(format_json(findings, known))
+        click.get_text_stream("stdout").write(format_json(findings, known, renames))
     elif output_format == "concise":
         from nnlint.output.concise import format_concise
 

@@ -19,10 +19,13 @@ from nnlint.engine.runner import (
     read_source,
 )
 from nnlint.engine.source import SourceFile
+from nnlint.fixes.cross_file import ClassKey, ReadEdit, RenamePlan, plan_renames, renames_attributes
 from nnlint.output.paths import display_path
 
 #: Like ruff: re-lint after fixing, in case a fix enables another; stop if it does not settle.
 MAX_ITERATIONS = 10
+#: Fixing again without the classes whose renames did not go as planned: at most this many times.
+MAX_RENAME_ROUNDS = 3
 
 
 @dataclass
@@ -40,6 +43,10 @@ class FileFix:
     #: the findings whose fixes were applied (for --verify)
     applied_findings: list[Finding] = field(default_factory=list)
     module: str | None = None
+    #: reads of attributes that fixes rename (in this file, outside the renamed classes), rewritten
+    renamed_reads: list[ReadEdit] = field(default_factory=list)
+    #: why renaming fixes of classes defined in this file were withheld
+    withheld: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -63,28 +70,108 @@ def is_applicable(fix: Fix | None, unsafe: bool) -> bool:
 Excluded = set[tuple[str, str | None]]
 
 
-def fix_run(run: LintRun, unsafe: bool, exclude: Excluded | None = None, workers: int = 0) -> list[FileFix]:
+def fix_run(
+    run: LintRun,
+    unsafe: bool,
+    exclude: Excluded | None = None,
+    workers: int = 0,
+    renames: RenamePlan | None = None,
+) -> list[FileFix]:
     """Fix every file of ``run`` that has applicable fixes (nothing is written here).
 
     ``exclude`` holds (path, class) pairs whose fixes are held back (failed verification).
+    Fixes that rename attributes take the reads of the old names in other files along
+    (``renames``: :func:`~nnlint.fixes.cross_file.plan_renames`, computed when not given), or
+    are withheld when a read cannot be tied to the class.
     Files are fixed in forked worker processes when there are several (LibCST is the slow part).
     """
     exclude = exclude or set()
+    if not unsafe or (renames is None and not any(renames_attributes(finding.fix) for finding in run.findings)):
+        return _fix_files(run, unsafe, exclude, None, workers)
+    plan = renames if renames is not None else plan_renames(run)
+    for _ in range(MAX_RENAME_ROUNDS):
+        outcomes = _fix_files(run, unsafe, exclude, plan, workers)
+        broken = _renames_gone_wrong(plan, outcomes, exclude | plan.withheld)
+        if not broken:
+            return _withheld_outcomes(run, plan, outcomes)
+        for key, (renames_made, problem) in broken.items():
+            plan.withhold(key, renames_made, problem)
+    for key in list(plan.classes):  # renames that do not settle: none at all
+        plan.withhold(key, {}, "its renames did not settle")
+    return _withheld_outcomes(run, plan, _fix_files(run, unsafe, exclude, plan, workers, renaming=False))
+
+
+def _fix_files(
+    run: LintRun,
+    unsafe: bool,
+    exclude: Excluded,
+    plan: RenamePlan | None,
+    workers: int,
+    renaming: bool = True,
+) -> list[FileFix]:
     by_path: dict[str, list[Finding]] = {}
     for finding in run.findings:
         by_path.setdefault(finding.path, []).append(finding)
+    withheld = plan.withheld if plan is not None else set()
+    reads = {}
+    if plan is not None and renaming:
+        reads = {result.path: plan.edits_in(result.path, exclude | withheld) for result in run.results}
     tasks = [
-        (result.path, result.module, by_path[result.path])
+        (result.path, result.module, by_path.get(result.path, []))
         for result in run.results
-        if any(is_applicable(finding.fix, unsafe) for finding in by_path.get(result.path, []))
+        if reads.get(result.path) or any(is_applicable(finding.fix, unsafe) for finding in by_path.get(result.path, []))
     ]
     rules = make_rules(run.settings.enabled)
 
     def fix(task: tuple[str, str | None, list[Finding]]) -> FileFix:
         path, module, findings = task
-        return _fix_file(run, path, module, findings, rules, unsafe, exclude)
+        return _fix_file(run, path, module, findings, rules, unsafe, exclude, withheld, reads.get(path, []), renaming)
 
     return forked_map(fix, tasks, workers)
+
+
+def _renames_gone_wrong(
+    plan: RenamePlan, outcomes: list[FileFix], skipped: set[ClassKey]
+) -> dict[ClassKey, tuple[dict[str, str], str]]:
+    """Classes whose renames were not made as planned, with the renames and why."""
+    applied: dict[ClassKey, dict[str, str]] = {}
+    for outcome in outcomes:
+        for qualname, change in outcome.state_dict_changes:
+            applied.setdefault((outcome.path, qualname), {}).update(change.renames)
+    rewritten = {edit for outcome in outcomes for edit in outcome.renamed_reads}  # by value: from workers
+    broken: dict[ClassKey, tuple[dict[str, str], str]] = {}
+    for key, renames in applied.items():
+        planned = plan.classes.get(key)
+        if renames and (planned is None or not renames.items() <= planned.renames.items()):
+            broken[key] = (renames, "its fixes renamed attributes that were not searched for in other files")
+    for key, planned in plan.classes.items():
+        if key in skipped or not planned.edits:
+            continue
+        if applied.get(key, {}) != planned.renames:
+            broken[key] = (planned.renames, "not all of its renaming fixes applied")
+        for edit in planned.edits:
+            if edit not in rewritten:
+                broken[key] = (planned.renames, f"nnlint could not rewrite {edit.describe()}")
+    return broken
+
+
+def _withheld_outcomes(run: LintRun, plan: RenamePlan, outcomes: list[FileFix]) -> list[FileFix]:
+    """The outcomes, with the findings of withheld classes marked and their reasons."""
+    by_path = {outcome.path: outcome for outcome in outcomes}
+    for key in sorted(plan.withheld):
+        path = key[0]
+        if path not in by_path:
+            source = run.sources.get(path) or read_source(path)
+            if isinstance(source, Finding):
+                continue
+            findings = [finding for finding in run.findings if finding.path == path]
+            by_path[path] = FileFix(path, source, source.text, remaining=findings)
+            outcomes.append(by_path[path])
+        renamed = plan.classes[key]
+        by_path[path].withheld.append(f"{display_path(path)}::{renamed.short}: {renamed.reason()}")
+    for outcome in outcomes:
+        outcome.remaining = plan.mark(outcome.remaining)
+    return outcomes
 
 
 def _fix_file(
@@ -95,19 +182,33 @@ def _fix_file(
     rules: list,
     unsafe: bool,
     exclude: Excluded,
+    withheld: set[ClassKey] | frozenset[ClassKey] = frozenset(),
+    reads: list[ReadEdit] | tuple[ReadEdit, ...] = (),
+    renaming: bool = True,
 ) -> FileFix:
+    """Fix one file to a fixed point.
+
+    Renaming fixes of ``withheld`` classes (or all, without ``renaming``) stay unapplied;
+    ``reads`` of renamed attributes are rewritten in the first pass.
+    """
     source = run.sources.get(path) or read_source(path)
     if isinstance(source, Finding):
         return FileFix(path, SourceFile(path, ""), "", error=source.message, remaining=findings)
     outcome = FileFix(path, source, source.text, remaining=findings, module=module)
     is_package = os.path.basename(path) == "__init__.py"
+    pending_reads = list(reads)
     for _ in range(MAX_ITERATIONS):
         fixable = [
             finding
             for finding in outcome.remaining
-            if is_applicable(finding.fix, unsafe) and (path, finding.module_class) not in exclude
+            if is_applicable(finding.fix, unsafe)
+            and (path, finding.module_class) not in exclude
+            and not (
+                renames_attributes(finding.fix) and (not renaming or (path, finding.module_class or "") in withheld)
+            )
         ]
-        fixes = [finding.fix for finding in fixable]
+        # reads first: they cannot be found again once the text changed, the fixes can
+        fixes = [edit.fix for edit in pending_reads] + [finding.fix for finding in fixable]
         if not fixes:
             break
         try:
@@ -127,8 +228,10 @@ def _fix_file(
             outcome.error = f"fix dropped: the fixed file does not parse ({problem})"
             break
         outcome.fixed_text = text
-        outcome.applied += len(applied)
         applied_ids = {id(fix) for fix in applied}
+        outcome.renamed_reads.extend(edit for edit in pending_reads if id(edit.fix) in applied_ids)
+        pending_reads = []
+        outcome.applied += sum(1 for finding in fixable if id(finding.fix) in applied_ids)
         outcome.applied_findings.extend(finding for finding in fixable if id(finding.fix) in applied_ids)
         for finding in fixable:
             change = finding.fix.state_dict if id(finding.fix) in applied_ids else None  # type: ignore[union-attr]

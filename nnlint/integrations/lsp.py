@@ -3,11 +3,17 @@
 Diagnostics on open, save and (debounced) change; a quick fix per diagnostic
 that has one; a ``source.fixAll.nnlint`` action that applies all safe fixes.
 The project's ``[tool.nnlint]`` configuration applies as on the command line.
+
+The server fixes one buffer, so a fix that renames attributes (NN2xx) is offered
+only when no other file of the project may read an old name (a text search of the
+workspace); reads in the buffer itself are rewritten with it, as on the command line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +28,7 @@ from nnlint.engine.config import Config, editor_config
 from nnlint.engine.model import Finding, Fix
 from nnlint.engine.runner import LintRun
 from nnlint.engine.source import SourceFile
+from nnlint.fixes.cross_file import RenamePlan
 
 DEBOUNCE_SECONDS = 0.3
 FIX_ALL = "source.fixAll.nnlint"
@@ -34,6 +41,8 @@ class NnlintServer(LanguageServer):
         super().__init__("nnlint", __version__)
         self.pending: dict[str, asyncio.Task] = {}
         self.runs: dict[str, tuple[int | None, LintRun]] = {}
+        #: the renaming fixes of each open document: reads to rewrite with them, or why they are withheld
+        self.renames: dict[str, RenamePlan | None] = {}
 
 
 server = NnlintServer()
@@ -50,9 +59,54 @@ def _lint(ls: NnlintServer, uri: str) -> LintRun:
     if cached is not None and cached[0] == document.version and document.version is not None:
         return cached[1]
     path = to_fs_path(uri) or "untitled.py"
-    run = lint_text(document.source, filename=path, config=_config_for(str(Path(path).parent)))
+    config = _config_for(str(Path(path).parent))
+    run = lint_text(document.source, filename=path, config=config)
+    ls.renames[uri] = _withhold_renames(run, lambda: _other_files(ls, path, config))
     ls.runs[uri] = (document.version, run)
     return run
+
+
+def _withhold_renames(run: LintRun, others: Callable[[], Iterable[tuple[str, str]]]) -> RenamePlan | None:
+    """Renaming fixes lose their fix (and say why) when another file may read an old name."""
+    from nnlint.fixes.cross_file import plan_for_one_file, renames_attributes
+
+    if not any(renames_attributes(finding.fix) for finding in run.findings):
+        return None
+    plan = plan_for_one_file(run, others)
+    run.findings = plan.mark(run.findings)
+    return plan
+
+
+_TEXTS: dict[str, tuple[int, int, str | None]] = {}
+
+
+def _other_files(ls: NnlintServer, path: str, config: Config) -> Iterator[tuple[str, str]]:
+    """(path, text) of the project's other Python files: the workspace, else the configuration's root."""
+    from nnlint.engine.discovery import DiscoveryError, discover_files
+    from nnlint.engine.runner import read_source
+
+    root = Path(ls.workspace.root_path or config.root)
+    if not Path(path).resolve().is_relative_to(root.resolve()):
+        root = config.root
+    try:
+        files = discover_files([root], config)
+    except (DiscoveryError, OSError):
+        return
+    for file in files:
+        name = str(file)
+        if os.path.realpath(name) == os.path.realpath(path):
+            continue
+        try:
+            status = file.stat()
+        except OSError:
+            continue
+        known = _TEXTS.get(name)
+        if known is None or known[:2] != (status.st_mtime_ns, status.st_size):
+            source = read_source(name)
+            known = (status.st_mtime_ns, status.st_size, source.text if isinstance(source, SourceFile) else None)
+            _TEXTS[name] = known
+        if known[2] is not None:
+            yield name, known[2]
 
 
 def _utf16_column(line: str, column: int) -> int:
@@ -142,14 +196,15 @@ def _text_edits(source: SourceFile, new_text: str) -> list[lsp.TextEdit]:
     return edits
 
 
-def _fixed_by(source: SourceFile, fix: Fix) -> str | None:
+def _fixed_by(source: SourceFile, fixes: list[Fix]) -> str | None:
+    """The text with all of ``fixes`` applied, or None when they cannot all be."""
     from nnlint.fixes.transform import FixError, apply_fixes
 
     try:
-        text, applied = apply_fixes(source.text, [fix])
+        text, applied = apply_fixes(source.text, fixes)
     except FixError:
         return None
-    return text if applied else None
+    return text if len(applied) == len(fixes) else None
 
 
 def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:
@@ -170,7 +225,7 @@ def code_action(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.Code
     wanted = params.context.only
     actions: list[lsp.CodeAction] = []
     if not wanted or any(kind.startswith(lsp.CodeActionKind.QuickFix) for kind in wanted):
-        actions.extend(_quick_fixes(uri, run, source, params.range))
+        actions.extend(_quick_fixes(uri, run, source, params.range, ls.renames.get(uri)))
     if not wanted or any(FIX_ALL.startswith(kind) for kind in wanted):
         fix_all = _fix_all(uri, run, source)
         if fix_all is not None:
@@ -178,12 +233,15 @@ def code_action(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.Code
     return actions
 
 
-def _quick_fixes(uri: str, run: LintRun, source: SourceFile, requested: lsp.Range) -> list[lsp.CodeAction]:
+def _quick_fixes(
+    uri: str, run: LintRun, source: SourceFile, requested: lsp.Range, renames: RenamePlan | None = None
+) -> list[lsp.CodeAction]:
     actions = []
     for finding in run.findings:
         if finding.fix is None or not _overlaps(_range(source, finding), requested):
             continue
-        fixed = _fixed_by(source, finding.fix)
+        reads = [edit.fix for edit in renames.reads_of(finding) if edit.path == finding.path] if renames else []
+        fixed = _fixed_by(source, [*reads, finding.fix])
         if fixed is None:
             continue
         unsafe = " (unsafe)" if finding.fix.applicability == "unsafe" else ""

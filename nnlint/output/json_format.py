@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nnlint.catalogue import rule_url
 from nnlint.engine.model import Finding
 from nnlint.engine.source import SourceFile
 from nnlint.fixes.apply import fix_edits_of_files
+from nnlint.fixes.cross_file import ReadEdit, RenamePlan
 
 
-def finding_to_json(finding: Finding, edits: list[dict]) -> dict:
-    """One finding as a ruff JSON object (1-based rows and columns), with its fix's text ``edits``."""
+def finding_to_json(finding: Finding, edits: list[dict], reads: Sequence[ReadEdit] = ()) -> dict:
+    """One finding as a ruff JSON object (1-based rows and columns), with its fix's text ``edits``.
+
+    A fix that renames attributes also lists the ``renamed_reads`` outside the class that
+    must change with it (in any file: each has its ``filename``).
+    """
     fix = None
     if finding.fix is not None:
         fix = {
@@ -23,6 +29,8 @@ def finding_to_json(finding: Finding, edits: list[dict]) -> dict:
         }
         if finding.fix.state_dict is not None:
             fix["renames"] = dict(finding.fix.state_dict.renames)
+            if reads:
+                fix["renamed_reads"] = [_read_to_json(read) for read in reads]
     span = finding.span
     return {
         "cell": None,
@@ -37,7 +45,17 @@ def finding_to_json(finding: Finding, edits: list[dict]) -> dict:
     }
 
 
-def format_json(findings: list[Finding], sources: dict[str, SourceFile]) -> str:
+def _read_to_json(read: ReadEdit) -> dict:
+    span = read.span
+    return {
+        "filename": read.path if read.path == "-" else os.path.abspath(read.path),
+        "content": read.fix.edits[0].code,  # type: ignore[union-attr]
+        "location": {"column": span.column + 1, "row": span.row},
+        "end_location": {"column": span.end_column + 1, "row": span.end_row},
+    }
+
+
+def format_json(findings: list[Finding], sources: dict[str, SourceFile], renames: RenamePlan | None = None) -> str:
     from nnlint.engine.runner import read_source
 
     cache: dict[str, SourceFile | None] = {}
@@ -62,5 +80,5 @@ def format_json(findings: list[Finding], sources: dict[str, SourceFile]) -> str:
         for path, file_edits in zip(paths, computed, strict=True)
         for f, e in zip(by_path[path], file_edits, strict=True)
     }
-    objects = [finding_to_json(f, edits.get(id(f), [])) for f in findings]
+    objects = [finding_to_json(f, edits.get(id(f), []), renames.reads_of(f) if renames else []) for f in findings]
     return json.dumps(objects, indent=2) + "\n"

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnlint.engine.config import Config
 from nnlint.engine.model import Finding
 from nnlint.engine.project import module_name
+
+if TYPE_CHECKING:
+    from nnlint.engine.runner import LintRun
+    from nnlint.fixes.apply import FileFix
 
 STRUCTURAL_PREFIX = "NN2"
 
@@ -141,3 +148,67 @@ def describe(result: Verification) -> str:
     detail = f" (max |diff| {result.max_abs_diff:.3g})" if result.max_abs_diff is not None else ""
     reason = f": {result.reason}" if result.reason else ""
     return f"{result.status:<9} {result.target} [{result.device}]{detail}{reason}"
+
+
+def check_renamed_reads(run: LintRun, outcomes: list[FileFix]) -> dict[tuple[str, str], str]:
+    """Classes whose renamed attributes other code does not follow after fixing: (path, class) -> why.
+
+    Static, before anything runs: every linted file that names a renamed class or may read one of
+    its old attribute names must still compile (when the fixes changed it), and none of its reads
+    of an old name may still resolve to the class.
+    """
+    from nnlint.engine.source import SourceFile
+    from nnlint.fixes.cross_file import mentions, uses_left
+
+    renamed: dict[tuple[str, str], dict[str, str]] = {}
+    for outcome in outcomes:
+        for qualname, change in outcome.state_dict_changes:
+            if change.renames:
+                renamed.setdefault((outcome.path, qualname), {}).update(change.renames)
+    if not renamed:
+        return {}
+    fixed = {outcome.path: outcome for outcome in outcomes}
+    texts = {result.path: _final_text(run, fixed, result.path) for result in run.results}
+    failures: dict[tuple[str, str], str] = {}
+    for key, renames in renamed.items():
+        name = re.compile(rf"\b{re.escape(key[1].rsplit('.', 1)[-1])}\b")
+        # ``token_table`` -> ``token_table.weight``: the old name is the new layer's, reading it is right
+        stale = [old for old, new in renames.items() if not new.startswith(f"{old}.")]
+        for result in run.results:
+            text, outcome = texts[result.path], fixed.get(result.path)
+            touched = outcome is not None and any(edit.owner == key for edit in outcome.renamed_reads)
+            if text is None or not (touched or result.path == key[0] or name.search(text) or mentions(text, renames)):
+                continue
+            problem = _compile_problem(text, result.path) if outcome is not None and outcome.changed else None
+            if problem is None:
+                source = SourceFile(result.path, text)
+                left = uses_left(run.model, key[1], stale, source, result.module)
+                problem = f"{left[0]} after the fix" if left else None
+            if problem is not None:
+                failures[key] = problem
+                break
+    return failures
+
+
+def _final_text(run: LintRun, fixed: dict[str, FileFix], path: str) -> str | None:
+    from nnlint.engine.runner import read_source
+    from nnlint.engine.source import SourceFile
+
+    if path in fixed:
+        return fixed[path].fixed_text
+    source = run.sources.get(path) or read_source(path)
+    return source.text if isinstance(source, SourceFile) else None
+
+
+def _compile_problem(text: str, path: str) -> str | None:
+    from nnlint.output.paths import display_path
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(text, path, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        return f"{display_path(path)} does not compile after the fix ({error.msg}, line {error.lineno})"
+    except (ValueError, RecursionError, MemoryError) as error:
+        return f"{display_path(path)} does not compile after the fix ({type(error).__name__})"
+    return None
