@@ -142,6 +142,7 @@ def _settings(
     select: tuple[str, ...],
     extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
+    runtime: bool = False,
 ) -> Settings:
     if config_path is not None:
         if not config_path.is_file():
@@ -152,7 +153,9 @@ def _settings(
         start = Path(os.path.commonpath([str(p) for p in anchors])) if anchors else Path.cwd()
         found = find_config_file(start if start.exists() else Path.cwd())
         config = load_config(found) if found else Config(root=Path.cwd())
-    return build_settings(config, _split_codes(select), _split_codes(extend_select), _split_codes(ignore))
+    return build_settings(
+        config, _split_codes(select), _split_codes(extend_select), _split_codes(ignore), runtime=runtime
+    )
 
 
 def _cache(settings: Settings, option: Path | None) -> Cache:
@@ -492,7 +495,7 @@ def runtime(
     except VerifyError as error:
         raise UserError(str(error).replace("--verify needs", "nnlint runtime needs")) from None
     anchor = Path(target.partition("::")[0]) if "::" in target else Path.cwd()
-    settings = _settings(config_path, [anchor] if anchor.exists() else [], None, (), (), ())
+    settings = _settings(config_path, [anchor] if anchor.exists() else [], None, (), (), (), runtime=True)
     findings = _runtime_findings(target, init_expr, input_expr, chosen, settings)
     _print_findings(findings, {}, output_format, unsafe=False)
     if output_format in ("full", "concise"):

@@ -42,9 +42,11 @@ def _check(project: Path, *options: str) -> list[tuple[str, str, int]]:
     return [(Path(i["filename"]).name, i["code"], i["location"]["row"]) for i in json.loads(result.stdout)]
 
 
-def _lint_in_process(project: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path | None = None) -> list:
+def _lint_in_process(
+    project: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path | None = None, select: list[str] | None = None
+) -> list:
     monkeypatch.chdir(project)
-    settings = build_settings(Config(root=project))
+    settings = build_settings(Config(root=project), select=select)
     files = sorted(Path("pkg").glob("*.py"))
     cache = Cache(cache_dir or project / CACHE_DIR_NAME, settings.enabled)
     return [(f.path, f.code, f.row) for f in runner.lint_paths(files, settings, workers=1, cache=cache).findings]
@@ -159,7 +161,7 @@ def test_semantic_decisions_follow_an_edited_subclass_while_the_base_comes_from_
     child.write_text(
         "from pkg.base import Base\n\n\nclass Model(Base):\n    def forward(self, x):\n        return x + self.pe\n"
     )
-    assert _lint_in_process(project, monkeypatch) == [(os.path.join("pkg", "base.py"), "NN304", 8)]
+    assert _lint_in_process(project, monkeypatch, select=["NN304"]) == [(os.path.join("pkg", "base.py"), "NN304", 8)]
     child.write_text(child.read_text().replace("x + self.pe", "x + self.pe.to(x.device)"))
     linted = []
     original = runner.lint_job
@@ -169,5 +171,5 @@ def test_semantic_decisions_follow_an_edited_subclass_while_the_base_comes_from_
         return original(job)
 
     monkeypatch.setattr(runner, "lint_job", recording)
-    assert _lint_in_process(project, monkeypatch) == []
+    assert _lint_in_process(project, monkeypatch, select=["NN304"]) == []
     assert linted == ["model.py"]

@@ -130,25 +130,28 @@ def test_element_class_must_be_a_module_project_wide(tmp_path) -> None:
     ],
 )
 def test_nn304(body: str, fixed: str) -> None:
-    name = body.split("=")[0].strip().removeprefix("self.")
+    name = body.split("=", maxsplit=1)[0].strip().removeprefix("self.")
     text = init(body) + f"\n    def forward(self, x):\n        return x * self.{name}\n"
-    assert found(text) == [("NN304", 9)]
-    assert fix_text(text) == text.replace(body, fixed)
+    assert found(text, select=["NN304"]) == [("NN304", 9)]
+    assert fix_text(text, select=["NN304"]) == text.replace(body, fixed)
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "name"),
     [
-        "self.register_buffer('mask', torch.ones(4))",
-        "self.w = nn.Parameter(torch.ones(4))",
-        "self.b = nn.Buffer(torch.ones(4))",
-        "self.sizes = torch.arange(4).tolist()",
-        "self.n = torch.ones(4).sum().item()",
-        "self.count = 0",
+        ("self.register_buffer('mask', torch.ones(4))", "mask"),
+        ("self.w = nn.Parameter(torch.ones(4))", "w"),
+        ("self.b = nn.Buffer(torch.ones(4))", "b"),
+        ("self.sizes = torch.arange(4).tolist()", "sizes"),
+        ("self.n = torch.ones(4).sum().item()", "n"),
+        ("self.count = 0", "count"),
+        ("self.mask = torch.ones(4)", "mask.to(x.device)"),  # every read moves it
     ],
 )
-def test_nn304_negatives(body: str) -> None:
-    assert found(init(body)) == []
+def test_nn304_negatives(body: str, name: str) -> None:
+    text = init(body) + f"\n    def forward(self, x):\n        return x * self.{name}\n"
+    assert found(text, select=["NN304"]) == []
+    assert found(text.replace(".to(x.device)", ""), select=["NN304"]) == ([("NN304", 9)] if "to(" in name else [])
 
 
 FORWARD = """

@@ -264,3 +264,62 @@ def test_nn302_element_that_is_not_a_module_is_not_reported(tmp_path: Path) -> N
     blocks = BLOCKS.replace("    return Block()", "    return {'size': i}")
     files = {"pkg/__init__.py": "", "pkg/blocks.py": blocks, "pkg/net.py": CONTAINERS}
     assert [row for _, code, row, _ in project(tmp_path, files, "NN302")] == [11, 20, 26]
+
+
+TENSOR_LOOK_ALIKES = """
+import torch
+import torch.nn as nn
+
+
+def to_device(tensor, like):
+    return tensor.to(like.device)
+
+
+class Loss(nn.Module):
+    def __init__(self, margin=0.5, bins=10):
+        super().__init__()
+        self.margin = torch.tensor(margin)  # 0-dim: mixes with tensors on any device
+        self.labels = torch.arange(10)
+        self.steps = torch.arange(4)
+        self.hist = torch.zeros(bins)  # state updated from itself: state_dict loses it
+        self.limit = torch.tensor(3).expand(4)  # no longer 0-dim
+
+    def forward(self, x):
+        labels = to_device(self.labels, x)  # moved by a helper
+        step = self.steps[0].item()  # converted to a Python number
+        self.hist = 0.9 * self.hist + 0.1 * x.detach().sum()
+        return (x - self.margin).sum() + labels.sum() + step + (x < self.limit).sum()
+
+
+class Sampler(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.prior = torch.ones(3)
+
+    def model(self, x):
+        scale = torch.ones(3)  # this class makes its tensors on the default device
+        return x * self.prior * scale
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stride = torch.zeros(3)
+
+    def forward(self, x):
+        return x * self.stride
+
+    def _apply(self, fn):
+        self = super()._apply(fn)
+        self.stride = fn(self.stride)  # moved by hand with the module
+        return self
+"""
+
+
+def test_nn304_look_alikes_from_research_code() -> None:
+    from nnlint.api import findings
+
+    result = findings(TENSOR_LOOK_ALIKES, select=["NN304"])
+    assert [(f.code, f.row) for f in result] == [("NN304", 16), ("NN304", 17)]
+    assert "it is updated in `forward` from its own value, and `state_dict` does not save it" in result[0].message
+    assert "it is read in `forward` without `.to()`" in result[1].message

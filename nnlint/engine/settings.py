@@ -11,6 +11,9 @@ from nnlint.engine.selection import DEFAULT, enabled_codes, validate_selectors
 from nnlint.rules import ALL_CODES, ALL_RULES, PARSE_ERROR
 
 DEFAULT_CODES = frozenset([PARSE_ERROR, *(rule.code for rule in ALL_RULES if rule.default_enabled)])
+#: ``nnlint runtime`` reports what the model really did: NN304 (off for ``check``, where it cannot tell
+#: how a tensor's device is managed) is on there, since it fires only for a tensor forward really used
+RUNTIME_DEFAULT_CODES = DEFAULT_CODES | {"NN304"}
 
 
 @dataclass
@@ -46,8 +49,10 @@ def build_settings(
     select: list[str] | None = None,
     extend_select: list[str] | None = None,
     ignore: list[str] | None = None,
+    runtime: bool = False,
 ) -> Settings:
-    """Merge ``config`` with CLI selectors (CLI ``--select`` replaces the config's)."""
+    """Merge ``config`` with CLI selectors (CLI ``--select`` replaces the config's); ``runtime``: for
+    ``nnlint runtime`` (its own defaults)."""
     where = f"[tool.nnlint] in {config.source}" if config.source else "the configuration"
     base = validate_selectors(config.select if config.select is not None else [DEFAULT], ALL_CODES, where)
     if select:
@@ -65,7 +70,7 @@ def build_settings(
     for pattern, selectors in config.per_file_ignores.items():
         checked = validate_selectors(selectors, ALL_CODES, f"per-file-ignores of {where}")
         per_file.append((PatternSet(config.root, [pattern], names_outside_base=True), checked))
-    enabled = enabled_codes(ALL_CODES, chosen, ignored, DEFAULT_CODES)
+    enabled = enabled_codes(ALL_CODES, chosen, ignored, RUNTIME_DEFAULT_CODES if runtime else DEFAULT_CODES)
     if not any(selector == "ALL" or PARSE_ERROR.startswith(selector) for selector in ignored):
         enabled |= {PARSE_ERROR}  # files that cannot be parsed are reported unless NN001 is ignored
     if not enabled:

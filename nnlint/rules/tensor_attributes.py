@@ -21,6 +21,9 @@ class PlainTensorAttribute(Rule):
     code = "NN304"
     name = "plain-tensor-attribute"
     summary = "A tensor kept as a plain module attribute (not a buffer): `.to(device)` and `state_dict` leave it behind"
+    #: off for ``check``: research code places tensors by hand in ways static analysis cannot see
+    #: (precision read on the dev corpus: see rules/NN304.md); on for ``nnlint runtime``
+    default_enabled = False
     fix = "safe"
     checks_classes = True
     triggers = frozenset({"torch."})
@@ -49,7 +52,11 @@ def _candidates(site: ClassSite) -> list[Assignment]:
     facts = site.facts
     if facts is None:
         return []
-    found = [a for a in facts.assignments if not a.element and a.value.kind in CANDIDATE_KINDS]
+    found = [
+        a
+        for a in facts.assignments
+        if not a.element and a.value.kind in CANDIDATE_KINDS and a.value.name != "accumulated"
+    ]
     return sorted(found, key=lambda a: (a.method != "__init__", a.row))
 
 

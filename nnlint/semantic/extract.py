@@ -27,6 +27,8 @@ LOSS_LAYERS = {"torch.nn.CrossEntropyLoss": "softmax", "torch.nn.BCEWithLogitsLo
 LOSS_TRIGGERS = ("cross_entropy", "CrossEntropyLoss", "with_logits", "BCEWithLogitsLoss")
 _LOSS_ATTRIBUTE = re.compile(r"\.(\w+)\s*=\s*(?:[\w.]+\.)?(?:CrossEntropyLoss|BCEWithLogitsLoss)\(")
 #: reading these does not use the tensor's values
+#: reading these turns the tensor into a Python value (no device involved)
+CONVERTS = frozenset({"item", "tolist", "numpy", "__len__"})
 METADATA = frozenset(
     {"shape", "dtype", "device", "ndim", "requires_grad", "size", "numel", "dim", "is_cuda", "nelement", "grad"}
 )
@@ -53,6 +55,7 @@ class FactCollector:
             walker = _Walker(self, self.file.function_scope(method, scope), instance_parameter(method), facts, qualname)
             walker.run(method)
             facts.methods[method.name] = walker.summary(method.name)
+        facts.moved_by_override = _moved_by_override(self.file, methods)
         if _needs_uses(facts):
             for method in methods:
                 self_name = instance_parameter(method)
@@ -115,6 +118,7 @@ class _Walker:
             tuple(dict.fromkeys(self.returns)),
             self._self_calls(),
             self.self_name is not None,
+            self.function is not None and _makes_default_device_tensors(self.file.lines_of(self.function)),
         )
 
     def _self_calls(self) -> tuple[SelfCall, ...]:
@@ -190,7 +194,7 @@ class _Walker:
             value = self.value(statement.value)
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             for target in targets:
-                self._assign(target, value, statement, conditional or lazy)
+                self._assign(target, self._accumulated(target, statement.value, value), statement, conditional or lazy)
         elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
             self.env[statement.target.id] = UNKNOWN
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
@@ -209,6 +213,17 @@ class _Walker:
                 container = self._self_attribute(target.value)
                 if container is not None:
                     self._record(container, value, conditional, statement.lineno, element=True)
+
+    def _accumulated(self, target: ast.expr, expr: ast.expr, value: Value) -> Value:
+        """``self.hist = 0.9 * self.hist + ...``: state computed from its own value (``state_dict`` should keep it)."""
+        name = self._self_attribute(target)
+        if name is None or value == Value("self_attr", name):
+            return value
+        text = self.file.text_of(expr)
+        mentions_itself = re.search(rf"\b{re.escape(self.self_name or '')}\.{re.escape(name)}\b", text)
+        if mentions_itself and ".to(" not in text and "device" not in text:
+            return Value("tensor", "accumulated")
+        return value
 
     def _bind(self, target: ast.expr, value: Value) -> None:
         for node in ast.walk(target):
@@ -338,6 +353,28 @@ def _uses(file: FileContext, method: Function, self_name: str) -> list[Use]:
     return found
 
 
+#: methods that move a module's tensors: an override may move plain attributes by hand
+MOVING_METHODS = frozenset({"_apply", "to", "cuda", "cpu", "half", "float", "double", "type"})
+_FACTORY_CALL = re.compile(r"\btorch\.(?:zeros|ones|empty|full|rand|randn|randint|arange|eye|tensor|linspace)\(")
+
+
+def _moved_by_override(file: FileContext, methods: list[Function]) -> frozenset[str]:
+    names: set[str] = set()
+    for method in methods:
+        if method.name in MOVING_METHODS:
+            names.update(re.findall(r"\.(\w+)", file.lines_of(method)))
+    return frozenset(names)
+
+
+def _makes_default_device_tensors(text: str) -> bool:
+    """A torch factory call without ``device=`` in the method (its closing parenthesis, roughly)."""
+    for match in _FACTORY_CALL.finditer(text):
+        end = text.find(")", match.end())
+        if "device" not in text[match.end() : end if end >= 0 else None]:
+            return True
+    return False
+
+
 def _body_start(method: Function, text: str) -> int:
     """Offset of the body in the method's text (reads in default values or decorators do not count)."""
     return text.find(":", text.find("def "))
@@ -345,6 +382,7 @@ def _body_start(method: Function, text: str) -> int:
 
 _MOVE_CALL = re.compile(r"\.(to|cuda|type_as|cpu)\s*\(([^()]*)")
 _ATTRIBUTE = re.compile(r"\.\s*(\w+)")
+_CONVERTED_ELEMENT = re.compile(r"\[[^\[\]]*\]\s*\.\s*(item|tolist)\b")
 _INDEX_BEFORE = re.compile(r"\[\s*(?:[^\[\]]*,\s*)?$")
 
 
@@ -358,9 +396,15 @@ def _use_kind(before: str, after: str) -> str | None:
         method, arguments = move.groups()
         to_dtype = method == "to" and ("dtype" in arguments or arguments.strip().startswith("torch."))
         return "read" if to_dtype and "device" not in arguments else "moved"
+    if _CONVERTED_ELEMENT.match(after):
+        return "meta"  # self.x[i].item()
     attribute = _ATTRIBUTE.match(after)
     if attribute:
-        return "meta" if attribute.group(1) in METADATA else "read"
+        return "meta" if attribute.group(1) in METADATA or attribute.group(1) in CONVERTS else "read"
+    if re.search(r"\w*device\w*\(\s*$", before):
+        return "moved"  # to_device(self.x, y), put_on_device(self.x)
+    if before.endswith("{"):
+        return "meta"  # formatted into a message
     if stripped.startswith("("):
         return "call"
     if _INDEX_BEFORE.search(before) and stripped[:1] in ("]", ","):

@@ -57,6 +57,8 @@ class FunctionFacts:
     self_calls: tuple[SelfCall, ...] = ()
     #: a method with an instance parameter (not a static or class method)
     is_instance_method: bool = True
+    #: makes tensors with torch factories and no ``device=`` (it relies on the default device)
+    default_device: bool = False
 
 
 @dataclass
@@ -87,6 +89,8 @@ class ClassFacts:
     methods: dict[str, FunctionFacts] = field(default_factory=dict)
     assignments: list[Assignment] = field(default_factory=list)
     uses: list[Use] = field(default_factory=list)
+    #: attributes an override of ``_apply``/``to``/``cuda`` moves by hand (``self.stride = fn(self.stride)``)
+    moved_by_override: frozenset[str] = frozenset()
 
     def assigned(self, name: str) -> list[Assignment]:
         return [assignment for assignment in self.assignments if assignment.name == name]

@@ -49,6 +49,7 @@ class SemanticModel:
         self.functions: dict[str, FunctionFacts] = {}
         self.loss_sites: list[tuple[str, LossSite]] = []
         self._subclasses: dict[str, list[str]] | None = None
+        self._moved_names: frozenset[str] | None = None
         self._memo: dict[tuple[Value, str | None], frozenset[Value]] = {}
 
     @classmethod
@@ -69,6 +70,7 @@ class SemanticModel:
         self.loss_sites = [(path, site) for path, site in self.loss_sites if path != result.path]
         self.loss_sites.extend((result.path, site) for site in facts.loss_sites)
         self._subclasses = None
+        self._moved_names = None
         self._memo.clear()
 
     # -- classes ----------------------------------------------------------------
@@ -138,6 +140,17 @@ class SemanticModel:
             seen.add(facts.qualname)
             for use in facts.uses_of(name):
                 yield facts.qualname, use
+
+    def moved_by_override(self, name: str) -> bool:
+        """Some class's ``_apply``/``to``/``cuda`` override mentions ``.name`` (and so moves it itself)."""
+        if self._moved_names is None:
+            self._moved_names = frozenset().union(*(facts.moved_by_override for facts in self.classes.values()))
+        return name in self._moved_names
+
+    def relies_on_default_device(self, qualname: str, method: str) -> bool:
+        """``qualname.method`` makes tensors without ``device=``: the code is written for one device."""
+        found = self.method(qualname, method)
+        return found is not None and found[1].default_device
 
     # -- what forward reaches ---------------------------------------------------
 

@@ -126,12 +126,21 @@ class TensorUseBreaks:
         assignments = model.assignments(self.owner, self.name)
         if any(a.value.kind in ("parameter", "buffer", "layer") for a in assignments):
             return None  # registered somewhere (a base class's register_buffer, nn.Parameter...)
-        if any(a.method not in setup and a.value.kind != "tensor" for a in assignments):
+        if model.moved_by_override(self.name):
+            return None  # an ``_apply``/``to`` override moves it by hand
+        runtime = [a for a in assignments if a.method not in setup]
+        accumulated = next((a for a in runtime if a.value == Value("tensor", "accumulated")), None)
+        if accumulated is not None:
+            seen = f"it is updated in `{accumulated.method}` from its own value, and `state_dict` does not save it"
+            return replace(finding, message=finding.message.replace(WHERE, seen))
+        if any(a.value.kind != "tensor" or a.value.name in ("placed", "moved") for a in runtime):
             return None  # replaced while the model runs (``self.x = self.x.to(x.device)``, a cache of the input)
         if self.method not in setup and all(value.name == "placed" for value in resolved):
-            return None  # made at run time where ``device=`` says
+            return None  # made while the model runs, where ``device=`` says
+        if all(value.name == "scalar" for value in resolved):
+            return None  # 0-dim: mixes with tensors on any device
         for owner, use in model.uses(self.owner, self.name):
-            if use.how == "read" and use.method not in setup:
+            if use.how == "read" and use.method not in setup and not model.relies_on_default_device(owner, use.method):
                 where = f"`{use.method}`" if owner == model.canonical(self.owner) else f"`{_short(owner)}.{use.method}`"
                 moved = " (moved to a device by hand where it is made)" if Value("tensor", "moved") in resolved else ""
                 seen = f"it is read in {where} without `.to()`{moved}"

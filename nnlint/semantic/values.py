@@ -90,6 +90,8 @@ KEEPS_VALUES = frozenset(
         "type_as",
     }
 )
+#: tensor methods that keep a tensor's shape
+CASTS = frozenset({"float", "double", "half", "bfloat16", "long", "int", "bool", "to", "clone", "detach", "type_as"})
 #: tensor methods that move a tensor to a device (``.to(x)``, ``.to(device)``, ``.cuda()``)
 MOVES = frozenset({"to", "cuda", "type_as", "cpu"})
 #: methods that turn a tensor into something else (a number, a list, an array)
@@ -273,6 +275,8 @@ def _method_value(method: str, call: ast.Call, receiver: Value) -> Value:
         return UNKNOWN
     if receiver.kind == "tensor" and method in MOVES and _moves_to_device(method, call):
         return Value("tensor", "moved")  # torch.eye(3).cuda()
+    if receiver == Value("tensor", "scalar") and method not in CASTS:
+        return TENSOR  # torch.tensor(n).expand(batch): no longer 0-dim
     if method in KEEPS_VALUES or (receiver.kind == "tensor" and _LOWER.match(method)):
         return receiver
     if method == "exp" and receiver == Value("probabilities", "log_softmax"):
@@ -302,8 +306,12 @@ def _named_call(callee: str, call: ast.Call, scope: Scope, env: Environment, sel
         return PARAMETER
     if callee in BUFFER_CLASSES:
         return Value("buffer")
-    if callee in TENSOR_FACTORIES:  # made where ``device=`` says (at run time: next to the input)
-        return Value("tensor", "placed") if any(k.arg == "device" for k in call.keywords) else TENSOR
+    if callee in TENSOR_FACTORIES:
+        if any(k.arg == "device" for k in call.keywords):
+            return Value("tensor", "placed")  # made where ``device=`` says: its place is chosen on purpose
+        if callee == "torch.tensor" and call.args and _is_scalar(call.args[0]):
+            return Value("tensor", "scalar")  # 0-dim: mixes with tensors on any device
+        return TENSOR
     if callee.startswith("torch.nn."):
         return _torch_layer(callee, call, arguments)
     if callee.startswith(TENSOR_FUNCTION_MODULES) and callee.count(".") == 1 + callee.startswith(
@@ -314,6 +322,24 @@ def _named_call(callee: str, call: ast.Call, scope: Scope, env: Environment, sel
             return Value("probabilities", "softmax")
         return TENSOR if any(_is_tensor(value) for value in values) else UNKNOWN
     return Value("call", callee)
+
+
+#: calls that make sequences: ``torch.tensor(np.array(...))`` is not a scalar
+_SEQUENCE_CALLS = re.compile(r"array|list|range|stack|cat|zeros|ones|full|linspace|arange|load|tensor|tuple")
+
+
+def _is_scalar(data: ast.expr) -> bool:
+    """``torch.tensor(<data>)`` makes a 0-dim tensor: a number, a name, ``np.radians(a)``; not a list."""
+    if isinstance(data, (ast.List, ast.Tuple, ast.ListComp, ast.GeneratorExp, ast.Starred, ast.Subscript)):
+        return False
+    for node in ast.walk(data):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if _SEQUENCE_CALLS.search(name):
+                return False
+        elif isinstance(node, (ast.List, ast.Tuple, ast.ListComp)):
+            return False
+    return True
 
 
 def _is_tensor(value: Value) -> bool:
