@@ -60,6 +60,12 @@ def functional_names() -> frozenset[str]:
 
 
 @cache
+def torch_op_names() -> frozenset[str]:
+    """The ``torch.*`` functions whose signatures the facts record."""
+    return frozenset(_raw()["torch_ops"])
+
+
+@cache
 def signature(qualified_name: str) -> Signature | None:
     """Signature of ``torch.nn.functional.X``, ``torch.X`` or ``torch.nn.X``."""
     facts = _raw()
@@ -75,6 +81,30 @@ def signature(qualified_name: str) -> Signature | None:
 
 
 @cache
+def takes_numpy_names(qualified_name: str) -> bool:
+    """True for functions bound by torch's C argument parser: ``axis=`` for ``dim=``, ``x=`` for ``input=``..."""
+    return qualified_name in frozenset(_raw().get("c_builtins", ()))
+
+
+@cache
 def forward_signature(class_name: str) -> Signature | None:
     """Signature of ``torch.nn.<class_name>.forward`` (without ``self``)."""
     return _signature(_raw().get("nn_forwards", {}).get(class_name))
+
+
+@cache
+def version() -> str:
+    """The torch version the facts were generated from (``2.13.0``)."""
+    return str(_raw()["torch_version"])
+
+
+@cache
+def recorded_modules() -> frozenset[str]:
+    """The torch modules whose attribute names the facts record (``torch``, ``torch.nn``...)."""
+    return frozenset(_raw().get("module_names", {}))
+
+
+@cache
+def module_names(module: str) -> frozenset[str]:
+    """The public attributes of ``module`` (submodules included); empty when it is not recorded."""
+    return frozenset(_raw().get("module_names", {}).get(module, ()))

@@ -1,8 +1,8 @@
 """Generate ``nnlint/data/torch_facts.json`` from the installed torch.
 
 Static linting never imports torch; the rules read the facts they need (layer
-class names, call signatures) from this file instead. Run after a torch
-upgrade::
+class names, call signatures, the names torch modules have) from this file
+instead. Run after a torch upgrade::
 
     python scripts/generate_torch_facts.py
 
@@ -21,7 +21,34 @@ from typing import Any
 OUTPUT = Path(__file__).resolve().parent.parent / "nnlint" / "data" / "torch_facts.json"
 
 # torch.* operators (not in torch.nn.functional) that rules look at.
-TORCH_OPS = ("dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout")
+TORCH_OPS = (
+    "dropout",
+    "alpha_dropout",
+    "feature_dropout",
+    "feature_alpha_dropout",
+    "softmax",
+    "log_softmax",
+    "sigmoid",
+)
+
+# Modules whose attribute names are recorded (NN407 reports names that are not there).
+NAMESPACES = (
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.nn.init",
+    "torch.nn.utils",
+    "torch.optim",
+    "torch.optim.lr_scheduler",
+    "torch.utils.data",
+    "torch.linalg",
+    "torch.fft",
+    "torch.special",
+    "torch.distributions",
+    "torch.autograd",
+    "torch.amp",
+    "torch.cuda",
+)
 
 # Where the public functions of torch.nn.functional are defined (the rest of
 # its namespace is helpers such as typing.Optional or handle_torch_function).
@@ -48,18 +75,31 @@ def _params_from_signature(func: Any, skip_self: bool = False) -> list[list[Any]
 
 
 def _params_from_schema(op_name: str) -> list[list[Any]] | None:
-    """Read the first overload of ``aten::op_name`` (for C builtins)."""
+    """The parameters of ``aten::op_name`` over all its overloads (for C builtins).
+
+    A parameter is required only where every overload requires it, and keyword-only where no
+    overload takes it by position (``out=``); None when the overloads disagree on positions.
+    """
     import torch
 
     schemas = torch._C._jit_get_schemas_for_operator(f"aten::{op_name}")
     if not schemas:
         return None
-    schema = schemas[0]
-    params: list[list[Any]] = []
-    for arg in schema.arguments:
-        kind = "kw_only" if arg.kwarg_only else "pos_or_kw"
-        params.append([arg.name, kind, arg.has_default_value()])
-    return params
+    positional: list[str] = []
+    keyword_only: list[str] = []
+    required = {arg.name for arg in schemas[0].arguments}
+    for schema in schemas:
+        names = [arg.name for arg in schema.arguments if not arg.kwarg_only]
+        shared = min(len(names), len(positional))
+        if names[:shared] != positional[:shared]:
+            return None
+        positional = max(positional, names, key=len)
+        keyword_only += [arg.name for arg in schema.arguments if arg.kwarg_only and arg.name not in keyword_only]
+        required &= {arg.name for arg in schema.arguments if not arg.has_default_value()}
+    keyword_only = [name for name in keyword_only if name not in positional]
+    return [[name, "pos_or_kw", name not in required] for name in positional] + [
+        [name, "kw_only", name not in required] for name in keyword_only
+    ]
 
 
 def _callable_params(func: Any, name: str) -> list[list[Any]] | None:
@@ -113,6 +153,37 @@ def _torch_ops() -> dict[str, list[list[Any]] | None]:
     return {name: _callable_params(getattr(torch, name), name) for name in TORCH_OPS}
 
 
+def _public_names(module_name: str) -> list[str]:
+    """Every public attribute of a module, and its submodules even when not imported yet."""
+    import importlib
+    import pkgutil
+    import warnings
+
+    module = importlib.import_module(module_name)
+    names = set(dir(module))
+    names.update(info.name for info in pkgutil.iter_modules(getattr(module, "__path__", [])))
+    if "__getattr__" in vars(module):  # names only the module's ``__getattr__`` provides
+        lazy = getattr(module, "_lazy_modules", ()), getattr(module, "_deprecated_attrs", {}), ("set_vital",)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            names.update(name for group in lazy for name in group if hasattr(module, name))
+    return sorted(name for name in names if not name.startswith("_"))
+
+
+def _c_builtins() -> list[str]:
+    """Functions torch's C argument parser binds: they also take numpy's names (``axis=``, ``x=``)."""
+    import torch
+    import torch.nn.functional as F
+
+    names = [f"torch.nn.functional.{name}" for name in _functional() if inspect.isbuiltin(getattr(F, name))]
+    names += [f"torch.{name}" for name in TORCH_OPS if inspect.isbuiltin(getattr(torch, name))]
+    return sorted(names)
+
+
+def _module_names() -> dict[str, list[str]]:
+    return {module_name: _public_names(module_name) for module_name in NAMESPACES}
+
+
 def generate() -> dict[str, Any]:
     """Return the facts for the installed torch."""
     import torch
@@ -123,6 +194,8 @@ def generate() -> dict[str, Any]:
         "nn_forwards": _nn_forwards(),
         "functional": _functional(),
         "torch_ops": _torch_ops(),
+        "module_names": _module_names(),
+        "c_builtins": _c_builtins(),
     }
 
 

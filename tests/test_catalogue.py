@@ -77,6 +77,7 @@ def test_runtime_examples_are_found_by_running_them(code: str, tmp_path) -> None
 BUILD_FAILURES = {
     "NN305": (AttributeError, "cannot assign module before Module.__init__"),
     "NN402": (TypeError, "unexpected keyword argument 'biass'"),
+    "NN407": (AttributeError, "has no attribute 'Conv2D'"),
 }
 #: rules whose bad example fails at its first forward pass
 CALL_FAILURES = {"NN401": (TypeError, "missing 1 required positional argument")}

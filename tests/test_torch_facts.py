@@ -50,3 +50,26 @@ def test_training_positions() -> None:
 def test_facts_are_valid_json_without_torch_import() -> None:
     data = json.loads((REPO / "nnlint" / "data" / "torch_facts.json").read_text())
     assert "Module" in data["nn_classes"] and "Linear" in data["nn_classes"]
+
+
+def test_torch_function_signatures() -> None:
+    softmax = torch_facts.signature("torch.softmax")
+    assert softmax.position_of("dim") == 1
+    assert [(p.name, p.has_default) for p in softmax.params][:2] == [("self", False), ("dim", False)]
+    sigmoid = torch_facts.signature("torch.sigmoid")
+    assert [(p.name, p.kind, p.has_default) for p in sigmoid.params] == [
+        ("self", "pos_or_kw", False),
+        ("out", "kw_only", True),  # from the ``out`` overload, merged
+    ]
+    assert torch_facts.takes_numpy_names("torch.softmax")
+    assert not torch_facts.takes_numpy_names("torch.nn.functional.softmax")  # a Python function
+
+
+def test_module_names() -> None:
+    assert {"torch", "torch.nn", "torch.nn.functional", "torch.optim"} <= torch_facts.recorded_modules()
+    nn = torch_facts.module_names("torch.nn")
+    assert "Conv2d" in nn and "Conv2D" not in nn and "functional" in nn and "attention" in nn
+    assert "softmax" in torch_facts.module_names("torch.nn.functional")
+    assert "onnx" in torch_facts.module_names("torch")  # provided lazily by torch.__getattr__
+    assert not any(name.startswith("_") for name in torch_facts.module_names("torch"))
+    assert torch_facts.module_names("torch.ao") == frozenset()  # not recorded

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nnlint.engine.context import AttributeSite, CallSite, ClassSite, FileContext, FunctionContext, Mode
 from nnlint.engine.model import ClassRecord, FileResult
@@ -25,7 +25,6 @@ from nnlint.engine.names import (
     parameter_names,
     qualified_name,
     references,
-    resolve_relative,
 )
 from nnlint.rules.base import Rule
 from nnlint.semantic.extract import FactCollector
@@ -33,6 +32,18 @@ from nnlint.semantic.extract import FactCollector
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _BLOCK_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
+#: Node types an expression walk need not enter: names, constants, contexts and operators.
+_NOTHING_INSIDE = frozenset(
+    {
+        ast.Name,
+        ast.Constant,
+        *(
+            kind
+            for base in (ast.expr_context, ast.operator, ast.cmpop, ast.unaryop, ast.boolop)
+            for kind in base.__subclasses__()
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,9 @@ class Where:
     class_qualname: str | None
     #: Qualified-name prefix of classes defined here.
     prefix: str
+    #: Classes defined here are recorded (and checked by class rules); not in methods of non-module classes,
+    #: which only ``anywhere`` rules walk.
+    records_classes: bool = True
 
     @classmethod
     def method_of(cls, class_qualname: str) -> Where:
@@ -50,7 +64,7 @@ class Where:
 
     def outside(self) -> Where:
         """The same place, seen by ``anywhere`` rules only (default values, decorators)."""
-        return self if self.class_qualname is None else Where(None, self.prefix)
+        return self if self.class_qualname is None else replace(self, class_qualname=None)
 
 
 class FileAnalyzer:
@@ -134,12 +148,18 @@ class FileAnalyzer:
                 for block in child_blocks(statement):
                     self._scan_for_classes(block, scope, prefix, code)
 
-    def _class(self, node: ast.ClassDef, scope: Scope, prefix: str, outer: FunctionContext | None = None) -> None:
-        """A class statement; ``outer``: the code it is in, walked for ``anywhere`` rules."""
+    def _class(
+        self, node: ast.ClassDef, scope: Scope, prefix: str, outer: FunctionContext | None = None, record: bool = True
+    ) -> None:
+        """A class statement; ``outer``: the code it is in, walked for ``anywhere`` rules (only, unless ``record``)."""
         qualname = f"{prefix}{node.name}"
         if self.walk_anywhere and outer is not None:
             header = [*node.decorator_list, *node.bases, *(keyword.value for keyword in node.keywords)]
             self._expressions(header, outer, Where(None, prefix))
+        if not record:
+            body = _code_block(node.body, _class_scope(node, scope, self.file))
+            self._class_body(node.body, scope, qualname, is_candidate=False, class_code=body, record=False)
+            return
         bases = [base for expr in node.bases for base in self._base_names(expr, scope)]
         self.result.classes.append(ClassRecord(qualname, bases))
         facts = None
@@ -159,12 +179,13 @@ class FileAnalyzer:
         qualname: str,
         is_candidate: bool,
         class_code: FunctionContext | None = None,
+        record: bool = True,
     ) -> None:
         """Methods and nested classes; with ``class_code`` (an ``anywhere`` rule is active) all the rest too."""
         outside = Where(None, f"{qualname}.")
         for statement in body:
             if isinstance(statement, ast.ClassDef):
-                self._class(statement, scope, f"{qualname}.", class_code)
+                self._class(statement, scope, f"{qualname}.", class_code, record)
             elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 if class_code is not None:
                     self._expressions(_header_of_function(statement), class_code, outside)
@@ -172,7 +193,7 @@ class FileAnalyzer:
                     where = Where.method_of(qualname)
                     self._function(statement, scope, instance_parameter(statement), None, where, Mode.ANY)
                 elif class_code is not None:  # a method of a class that is not an nn.Module
-                    where = Where(None, f"{qualname}.<locals>.")
+                    where = Where(None, f"{qualname}.<locals>.", records_classes=False)
                     self._function(statement, scope, instance_parameter(statement), None, where, Mode.ANY)
             elif class_code is not None and not child_blocks(statement):
                 self._block([statement], Mode.ANY, class_code, outside)
@@ -180,7 +201,7 @@ class FileAnalyzer:
                 if class_code is not None:
                     self._header(statement, class_code, outside)
                 for block in child_blocks(statement):
-                    self._class_body(block, scope, qualname, is_candidate, class_code)
+                    self._class_body(block, scope, qualname, is_candidate, class_code, record)
 
     def _base_names(self, expr: ast.expr, scope: Scope) -> list[str]:
         if isinstance(expr, ast.Subscript):  # Generic[T], Base[Config]
@@ -236,7 +257,7 @@ class FileAnalyzer:
                     mode,
                 )
             elif isinstance(statement, ast.ClassDef):
-                self._class(statement, function.scope, where.prefix, function)
+                self._class(statement, function.scope, where.prefix, function, where.records_classes)
             elif isinstance(statement, (ast.Import, ast.ImportFrom)):
                 if self.rules_by_module:
                     self._import(statement, function)
@@ -283,32 +304,36 @@ class FileAnalyzer:
 
     def _expression(self, root: ast.expr, mode: Mode, function: FunctionContext, where: Where) -> None:
         """Visit an expression iteratively (deeply nested expressions are common in generated code)."""
-        stack: list[tuple[ast.AST, Mode, FunctionContext]] = [(root, mode, function)]
+        stack: list[tuple[ast.AST, Mode]] = [(root, mode)]
+        check_attributes = bool(self.rules_by_module)
         while stack:
-            node, node_mode, node_function = stack.pop()
-            if isinstance(node, ast.Call):
-                self._call(node, node_mode, node_function, where)
-            elif isinstance(node, ast.Attribute):
-                if self.rules_by_module and isinstance(node.ctx, ast.Load):
-                    self._attribute(node, node_function)
-            elif isinstance(node, ast.IfExp):
-                when_true, when_false = implied_modes(node.test, node_function)
-                stack.append((node.test, node_mode, node_function))
-                stack.append((node.body, narrow(node_mode, when_true), node_function))
-                stack.append((node.orelse, narrow(node_mode, when_false), node_function))
+            node, node_mode = stack.pop()
+            kind = type(node)
+            if kind is ast.Call:
+                self._call(node, node_mode, function, where)  # type: ignore[arg-type]
+            elif kind is ast.Attribute:
+                if check_attributes and type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
+                    self._attribute(node, function)  # type: ignore[arg-type]
+            elif kind is ast.IfExp:
+                when_true, when_false = implied_modes(node.test, function)  # type: ignore[attr-defined]
+                stack.append((node.test, node_mode))  # type: ignore[attr-defined]
+                stack.append((node.body, narrow(node_mode, when_true)))  # type: ignore[attr-defined]
+                stack.append((node.orelse, narrow(node_mode, when_false)))  # type: ignore[attr-defined]
                 continue
-            elif isinstance(node, ast.Lambda):
-                self._function(
-                    node,
-                    node_function.scope,
-                    _nested_self(node, node_function),
-                    node_function,
-                    where,
-                    node_mode,
-                )
+            elif kind is ast.Lambda:
+                self_name = _nested_self(node, function)  # type: ignore[arg-type]
+                self._function(node, function.scope, self_name, function, where, node_mode)  # type: ignore[arg-type]
                 continue
-            for child in ast.iter_child_nodes(node):
-                stack.append((child, node_mode, node_function))
+            for field in node._fields:  # ast.iter_child_nodes, without the nodes that hold nothing
+                child = getattr(node, field, None)
+                if type(child) is list:
+                    stack.extend(
+                        (item, node_mode)
+                        for item in child
+                        if isinstance(item, ast.AST) and type(item) not in _NOTHING_INSIDE
+                    )
+                elif isinstance(child, ast.AST) and type(child) not in _NOTHING_INSIDE:
+                    stack.append((child, node_mode))
 
     def _call(self, node: ast.Call, mode: Mode, function: FunctionContext, where: Where) -> None:
         func = node.func
@@ -341,11 +366,15 @@ class FileAnalyzer:
             self._attribute_rules(AttributeSite(node, f"{module}.{node.attr}", function, self.file))
 
     def _import(self, node: ast.Import | ast.ImportFrom, function: FunctionContext) -> None:
-        """``from module import name`` and ``import module.name``, where a rule inspects ``module``."""
+        """``from module import name`` and ``import module.name``, where a rule inspects ``module``.
+
+        Relative imports are left alone: they name the project's own modules (``from .torch import ...``).
+        """
+        if isinstance(node, ast.ImportFrom) and node.level:
+            return
         for alias in node.names:
             if isinstance(node, ast.ImportFrom):
-                source = resolve_relative(self.file.module, node.level, self.file.is_package, node.module)
-                pairs = [(source, alias.name)] if alias.name != "*" else []
+                pairs = [(node.module, alias.name)] if alias.name != "*" else []
             else:
                 parts = alias.name.split(".")
                 pairs = [(".".join(parts[:index]), parts[index]) for index in range(1, len(parts))]

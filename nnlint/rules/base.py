@@ -29,8 +29,9 @@ class Rule:
     ``nn.Module`` methods: module level, free functions, lambdas, methods and
     bodies of any class. Its findings carry no ``module_class``, so they hold
     whatever the enclosing class turns out to be. Rules that list modules in
-    ``attributes_of`` get :meth:`check_attribute` for every read of an
-    attribute of those modules and every name imported from them.
+    ``attributes_of`` (``anywhere`` rules: their findings carry no class) get
+    :meth:`check_attribute` for every read of an attribute of those modules and
+    every name imported from them, wherever the walk goes.
     """
 
     code: ClassVar[str]

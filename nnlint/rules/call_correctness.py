@@ -15,6 +15,10 @@ from nnlint.rules.common import init_method, methods_of
 F = "torch.nn.functional"
 SOFTMAX_FUNCTIONS = frozenset(f"{F}.{name}" for name in ("softmax", "log_softmax", "softmin"))
 SOFTMAX_LAYERS = frozenset(f"torch.nn.{name}" for name in ("Softmax", "LogSoftmax", "Softmin"))
+#: ``torch.softmax``/``torch.log_softmax``: ``dim`` is required (no overload takes a tensor without it)
+SOFTMAX_OPS = frozenset(f"torch.{name}" for name in ("softmax", "log_softmax"))
+#: numpy's names, which torch's C argument parser accepts for these parameters (``torch.softmax(x, axis=1)``)
+NUMPY_NAMES = {"axis": "dim", "keepdims": "keepdim", "x": "input", "a": "input", "x1": "input", "x2": "other"}
 #: deprecated functional -> (replacement in torch.nn.functional, keywords to add). All of these warn
 #: in the torch the facts come from (a test checks it). ``F.sigmoid``/``F.tanh`` are not here: their
 #: deprecation was withdrawn (no warning, not documented as deprecated in torch 2.x).
@@ -28,15 +32,23 @@ DEPRECATED = {
 class SoftmaxWithoutDim(Rule):
     code = "NN403"
     name = "softmax-without-dim"
-    summary = "`F.softmax`/`log_softmax`/`softmin` or `nn.Softmax()` without `dim`"
-    calls = SOFTMAX_FUNCTIONS | SOFTMAX_LAYERS
+    summary = "`F.softmax`/`log_softmax`/`softmin`, `nn.Softmax()` or `torch.softmax`/`log_softmax` without `dim`"
+    calls = SOFTMAX_FUNCTIONS | SOFTMAX_LAYERS | SOFTMAX_OPS
+    anywhere = True
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
         argument = find_argument(site.node, torch_facts.signature(site.qualname), "dim")
-        if argument.unknown:
+        if argument.unknown or (site.qualname in SOFTMAX_OPS and _passes(site.node, "axis")):
             return
         value = argument.value
         if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
+            return
+        if site.qualname in SOFTMAX_OPS:
+            problem = "with `dim=None`" if value is not None else "without `dim`"
+            yield site.finding(
+                self.code,
+                f"`{site.short_name}` {problem} raises `TypeError` (`dim` is required); pass `dim=` (e.g. `dim=-1`)",
+            )
             return
         yield site.finding(
             self.code,
@@ -48,11 +60,10 @@ class SoftmaxWithoutDim(Rule):
 class DeprecatedFunctional(Rule):
     code = "NN405"
     name = "deprecated-functional"
-    summary = (
-        "`F.sigmoid`, `F.tanh`, `F.upsample*`: deprecated aliases of `torch.sigmoid`, `torch.tanh`, `F.interpolate`"
-    )
+    summary = "`F.upsample`, `F.upsample_nearest`, `F.upsample_bilinear`: deprecated aliases of `F.interpolate`"
     fix = "sometimes"
     calls = frozenset(DEPRECATED)
+    anywhere = True
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
         replacement, keywords = DEPRECATED[site.qualname]
@@ -80,29 +91,43 @@ def _deprecated_fix(site: CallSite, replacement: str, keywords: tuple[tuple[str,
 
 
 def _all_torch_callables() -> frozenset[str]:
-    """Every torch.nn class and functional whose signature the facts know."""
+    """Every torch.nn class and functional, and the torch.* functions, whose signature the facts know."""
     names = {f"torch.nn.{name}" for name in torch_facts.nn_class_names()}
     names |= {f"{F}.{name}" for name in torch_facts.functional_names()}
+    names |= {f"torch.{name}" for name in torch_facts.torch_op_names()}
     return frozenset(name for name in names if torch_facts.signature(name) is not None)
 
 
 class BadTorchArguments(Rule):
     code = "NN402"
     name = "bad-torch-arguments"
-    summary = "A torch.nn constructor or torch.nn.functional call with a missing, unknown or extra argument"
+    summary = "A torch.nn constructor, torch.nn.functional or torch.* call with a missing, unknown or extra argument"
     calls = _all_torch_callables()
+    anywhere = True
 
     def check_call(self, site: CallSite) -> Iterable[Finding]:
         signature = torch_facts.signature(site.qualname)
         if signature is None:
             return
-        problem = argument_problem(site.node, signature)
+        # a missing ``dim`` of torch.softmax is NN403's (with what it does)
+        excused = frozenset({"dim"}) if site.qualname in SOFTMAX_OPS else frozenset()
+        numpy_names = torch_facts.takes_numpy_names(site.qualname)
+        problem = argument_problem(site.node, signature, may_be_missing=excused, numpy_names=numpy_names)
         if problem is not None:
             yield site.finding(self.code, f"`{site.short_name}` {problem}")
 
 
-def argument_problem(call: ast.Call, signature: torch_facts.Signature) -> str | None:
-    """What is wrong with the call's arguments, or None (also when ``*args``/``**kwargs`` hide them)."""
+def argument_problem(
+    call: ast.Call,
+    signature: torch_facts.Signature,
+    may_be_missing: frozenset[str] = frozenset(),
+    numpy_names: bool = False,
+) -> str | None:
+    """What is wrong with the call's arguments, or None (also when ``*args``/``**kwargs`` hide them).
+
+    A required parameter named in ``may_be_missing`` is not reported when it is missing (another rule does);
+    with ``numpy_names``, keywords may use numpy's names (:data:`NUMPY_NAMES`).
+    """
     params = list(signature.params)
     names = ["input" if p.name == "self" else p.name for p in params]
     kinds = {p.kind for p in params}
@@ -112,21 +137,31 @@ def argument_problem(call: ast.Call, signature: torch_facts.Signature) -> str | 
     if not starred and "var_pos" not in kinds and len(call.args) > len(positional):
         return f"takes at most {len(positional)} positional arguments, got {len(call.args)}"
     keyword_names = {name for name, p in zip(names, params, strict=True) if p.kind in ("pos_or_kw", "kw_only")}
-    for keyword in call.keywords:
-        if keyword.arg is not None and keyword.arg not in keyword_names and "var_kw" not in kinds:
-            return f"has no parameter `{keyword.arg}`{_suggestion(keyword.arg, keyword_names)}"
+    passed = [keyword.arg for keyword in call.keywords if keyword.arg is not None]
+    if numpy_names:
+        passed = [NUMPY_NAMES.get(name, name) if name not in keyword_names else name for name in passed]
+    for name in passed:
+        if name not in keyword_names and "var_kw" not in kinds:
+            return f"has no parameter `{name}`{_suggestion(name, keyword_names)}"
     if starred or double_starred:
         return None
-    given = set(positional[: len(call.args)]) | {keyword.arg for keyword in call.keywords}
+    given = set(positional[: len(call.args)]) | set(passed)
     missing = [
         name
         for name, p in zip(names, params, strict=True)
-        if not p.has_default and p.kind in ("pos_only", "pos_or_kw", "kw_only") and name not in given
+        if not p.has_default
+        and p.kind in ("pos_only", "pos_or_kw", "kw_only")
+        and name not in given
+        and name not in may_be_missing
     ]
     if missing:
         listed = ", ".join(f"`{name}`" for name in missing)
         return f"is missing the required argument{'s' if len(missing) > 1 else ''} {listed}"
     return None
+
+
+def _passes(call: ast.Call, keyword: str) -> bool:
+    return any(k.arg == keyword for k in call.keywords)
 
 
 def _suggestion(word: str, choices: set[str]) -> str:
