@@ -7,8 +7,9 @@ import keyword
 import re
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.model import AddImport, InsertStatementAfter
-from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.model import AddImport, InsertStatementAfter, Span
+from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute
+from nnlint.semantic.facts import Assignment
 
 
 def nn_alias(scope: Scope) -> tuple[str, AddImport | None]:
@@ -187,3 +188,26 @@ def fixed_at_construction(values: list[ast.expr], self_name: str, init_attrs: se
             elif isinstance(child, ast.Name) and child.id != self_name and child.id in local_names:
                 return False  # a value computed in the method, such as the input's shape
     return True
+
+
+def assignment_statement(site: ClassSite, assignment: Assignment) -> ast.Assign | None:
+    """The ``self.<name> = value`` statement a fact records (alone: what a fix replaces), if any."""
+    method = methods_of(site).get(assignment.method)
+    self_name = instance_parameter(method) if method is not None else None
+    if method is None or self_name is None:
+        return None
+    for statement in all_statements(method.body):
+        if (
+            isinstance(statement, ast.Assign)
+            and statement.lineno == assignment.row
+            and len(statement.targets) == 1
+            and self_attribute(statement.targets[0], self_name) == assignment.name
+        ):
+            return statement
+    return None
+
+
+def line_span(site: ClassSite, row: int) -> Span:
+    """A whole source line, without its indentation and trailing blanks."""
+    line = site.file.source.line(row)
+    return Span(row, len(line) - len(line.lstrip()), row, len(line.rstrip()))

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.model import Edit, Finding, Fix, ReplaceExpression, Span
-from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.model import Edit, Finding, Fix, ReplaceExpression
+from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
 from nnlint.rules.base import Rule
-from nnlint.rules.common import init_method, methods_of, nn_alias, setup_methods
+from nnlint.rules.common import assignment_statement, init_method, line_span, nn_alias, setup_methods
 from nnlint.semantic.facts import Assignment
 from nnlint.semantic.requirements import HoldsModules
 from nnlint.semantic.values import Value, is_stateless_layer
@@ -113,7 +113,7 @@ def _container(site: ClassSite, name: str, found: list[Assignment]) -> PlainCont
         return None  # only activations (nothing to register), or modules and parameters mixed
     kind = kinds.pop()
     first = next(a for a in found if not a.element)
-    statement = _assignment_statement(site, first)
+    statement = assignment_statement(site, first)
     shape, fixable = ("list", True)
     if statement is not None:
         shape, fixable = _elements(statement.value) or (_is_empty_container(statement.value) or "list", True)
@@ -134,20 +134,6 @@ def _element_kind(value: Value, owner: str) -> tuple[str, str | None, object] | 
         return "module", value.name, None
     if value.kind in ("call", "self_call"):  # ``self.make_block(i)``: the model resolves what it returns
         return "module", None, HoldsModules(value, owner)
-    return None
-
-
-def _assignment_statement(site: ClassSite, assignment: Assignment) -> ast.Assign | None:
-    method = methods_of(site).get(assignment.method)
-    self_name = instance_parameter(method) if method is not None else None
-    for statement in all_statements(method.body if method is not None else []):
-        if (
-            isinstance(statement, ast.Assign)
-            and statement.lineno == assignment.row
-            and len(statement.targets) == 1
-            and self_attribute(statement.targets[0], self_name) == assignment.name
-        ):
-            return statement
     return None
 
 
@@ -215,7 +201,9 @@ class _UnregisteredContainer(Rule):
                 f" and `.to()` never see them; use `nn.{wrapper}`"
                 + ("" if fix or container.statement is None else " (no fix: `nn.ModuleDict` needs string keys)"),
                 site.file.source.path,
-                site.file.span(container.statement) if container.statement is not None else _row(site, container.row),
+                site.file.span(container.statement)
+                if container.statement is not None
+                else line_span(site, container.row),
                 fix=fix,
                 module_class=site.qualname,
                 also_modules=container.element_classes,
@@ -232,11 +220,6 @@ def _wrap_fix(site: ClassSite, container: PlainContainer, wrapper: str) -> Fix |
     if import_edit is not None:
         edits.append(import_edit)
     return Fix("safe", f"Use `{nn}.{wrapper}`", tuple(edits))
-
-
-def _row(site: ClassSite, row: int) -> Span:
-    line = site.file.source.line(row)
-    return Span(row, len(line) - len(line.lstrip()), row, len(line.rstrip()))
 
 
 class ModulesInPlainContainer(_UnregisteredContainer):

@@ -6,10 +6,10 @@ import ast
 from collections.abc import Iterable
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.model import Edit, Finding, Fix, ReplaceStatement, Span
-from nnlint.engine.names import all_statements, instance_parameter, self_attribute
+from nnlint.engine.model import Edit, Finding, Fix, ReplaceStatement
+from nnlint.engine.names import instance_parameter
 from nnlint.rules.base import Rule
-from nnlint.rules.common import methods_of, nn_alias, setup_methods
+from nnlint.rules.common import assignment_statement, line_span, methods_of, nn_alias, setup_methods
 from nnlint.semantic.facts import Assignment
 from nnlint.semantic.requirements import WHERE, TensorUseBreaks
 
@@ -34,13 +34,13 @@ class PlainTensorAttribute(Rule):
             if assignment.name in reported:
                 continue
             reported.add(assignment.name)
-            statement = _statement(site, assignment)
+            statement = assignment_statement(site, assignment)
             yield Finding(
                 self.code,
                 f"`self.{assignment.name}` is a plain tensor attribute, not a buffer: {WHERE}; `model.to(device)`, "
                 "`.half()` and `state_dict` leave it behind",
                 site.file.source.path,
-                site.file.span(statement) if statement is not None else _row_span(site, assignment.row),
+                site.file.span(statement) if statement is not None else line_span(site, assignment.row),
                 fix=_fix(site, statement, assignment) if statement is not None else None,
                 module_class=site.qualname,
                 requires=(TensorUseBreaks(site.qualname, assignment.name, assignment.value, assignment.method),),
@@ -58,29 +58,6 @@ def _candidates(site: ClassSite) -> list[Assignment]:
         if not a.element and a.value.kind in CANDIDATE_KINDS and a.value.name != "accumulated"
     ]
     return sorted(found, key=lambda a: (a.method != "__init__", a.row))
-
-
-def _statement(site: ClassSite, assignment: Assignment) -> ast.Assign | None:
-    """``self.<name> = value`` at the assignment's row, alone (what the fix replaces)."""
-    method = methods_of(site).get(assignment.method)
-    self_name = instance_parameter(method) if method is not None else None
-    if method is None or self_name is None:
-        return None
-    for statement in all_statements(method.body):
-        if (
-            isinstance(statement, ast.Assign)
-            and statement.lineno == assignment.row
-            and len(statement.targets) == 1
-            and self_attribute(statement.targets[0], self_name) == assignment.name
-        ):
-            return statement
-    return None
-
-
-def _row_span(site: ClassSite, row: int) -> Span:
-    line = site.file.source.line(row)
-    start = len(line) - len(line.lstrip())
-    return Span(row, start, row, len(line.rstrip()))
 
 
 def _fix(site: ClassSite, statement: ast.Assign, assignment: Assignment) -> Fix | None:
