@@ -93,7 +93,7 @@ def _behaves_like_registered(code, bad, good, x, torch, outputs) -> None:
 
 def _behaves_like_migrated(code, bad, good, x, torch, outputs) -> None:
     """NN2xx: the layer computes what the hand-made tensors did, once the state_dict is migrated."""
-    (finding,) = findings(examples(code).bad)
+    (finding,) = findings(examples(code).bad, select=[code])
     renames = dict(finding.fix.state_dict.renames)
     good.load_state_dict({renames.get(k, k): v for k, v in bad.state_dict().items()}, strict=True)
     for train in (False, True):

@@ -53,13 +53,13 @@ def _findings(directory: Path, *args: str) -> list[tuple[str, int, str]]:
 
 
 def test_findings_on_shipped_fixtures() -> None:
-    assert _findings(FIXTURES, "--extend-select", "NN102") == EXPECTED_AFTER + EXPECTED_BEFORE  # NN102 is opt-in
+    assert _findings(FIXTURES, "--extend-select", "NN102,NN201") == EXPECTED_AFTER + EXPECTED_BEFORE  # opt-in rules
 
 
 def test_fix_turns_before_into_after(tmp_path: Path) -> None:
     work = tmp_path / "after"
     shutil.copytree(FIXTURES / "before", work)
-    result = run_cli("check", "--extend-select", "NN102", "--fix", "--unsafe-fixes", ".", cwd=work)
+    result = run_cli("check", "--extend-select", "NN102,NN201", "--fix", "--unsafe-fixes", ".", cwd=work)
     assert result.returncode == 1  # the static method's finding has no fix
     assert "Found 21 errors (19 fixed, 2 remaining)." in result.stdout
     for path in sorted((FIXTURES / "after").rglob("*.py")):

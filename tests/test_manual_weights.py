@@ -9,9 +9,36 @@ from pathlib import Path
 
 import pytest
 
-from nnlint.api import findings, fix_text
+from nnlint.api import findings as _findings
+from nnlint.api import fix_text as _fix_text
 
-from conftest import FIXTURES, found, run_cli
+from conftest import FIXTURES
+from conftest import found as _found
+from conftest import run_cli as _run_cli
+
+
+def run_cli(*args: str, **options):
+    if args and args[0] == "check":
+        args = ("check", "--extend-select", "NN201", *args[1:])
+    return _run_cli(*args, **options)
+
+
+def _with_nn201(options: dict) -> dict:
+    """NN201 is opt-in; these tests are about the NN2xx fixes."""
+    return options if options.get("select") else {**options, "select": ["DEFAULT", "NN201"]}
+
+
+def findings(text, **options):
+    return _findings(text, **_with_nn201(options))
+
+
+def fix_text(text, unsafe=False, **options):
+    return _fix_text(text, unsafe, **_with_nn201(options))
+
+
+def found(text, **options):
+    return _found(text, **_with_nn201(options))
+
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
 
@@ -96,6 +123,16 @@ NEGATIVES = {
 
             def forward(self, x):
                 return F.linear(x, self.w)
+        """,
+    "a router whose one parameter is its checkpoint key": """
+        class Router(nn.Module):
+            def __init__(self, experts=4, dim=8):
+                super().__init__()
+                self.weight = nn.Parameter(torch.empty(experts, dim))
+
+            def forward(self, x):
+                scores = F.linear(x, self.weight).softmax(-1)
+                return scores.topk(2)
         """,
     "frozen random kernels": """
         class M(nn.Module):
@@ -312,9 +349,10 @@ def test_external_init_through_isinstance_is_rewritten() -> None:
             def __init__(self, experts=4, dim=8):
                 super().__init__()
                 self.weight = nn.Parameter(torch.empty(experts, dim))
+                self.gate = nn.Softmax(dim=-1)
 
             def forward(self, x):
-                return F.linear(x, self.weight).softmax(-1).topk(2)
+                return self.gate(F.linear(x, self.weight)).topk(2)
 
 
         class Model(nn.Module):

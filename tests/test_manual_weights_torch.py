@@ -11,9 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from nnlint.api import findings
+from nnlint.api import findings as _findings
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES
+from conftest import run_cli as _run_cli
+
+
+def run_cli(*args: str, **options):
+    if args and args[0] == "check":
+        args = ("check", "--extend-select", "NN201", *args[1:])
+    return _run_cli(*args, **options)
+
+
+def _with_nn201(options: dict) -> dict:
+    """NN201 is opt-in; these tests are about the NN2xx fixes."""
+    return options if options.get("select") else {**options, "select": ["DEFAULT", "NN201"]}
+
+
+def findings(text, **options):
+    return _findings(text, **_with_nn201(options))
+
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
@@ -195,10 +212,11 @@ class Router(nn.Module):
     def __init__(self, experts=4, dim=8):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(experts, dim))
+        self.gate = nn.Softmax(dim=-1)
 
     def forward(self, x):
         logits = F.linear(x, self.weight)
-        return logits.softmax(-1)
+        return self.gate(logits)
 
 
 class Layer(nn.Module):

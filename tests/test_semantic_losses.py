@@ -42,9 +42,11 @@ def test_training_script_in_another_file_feeds_the_model_output_to_cross_entropy
     """
     files = {"pkg/__init__.py": "", "pkg/model.py": SOFTMAX_NET, "train.py": script}
     assert project(tmp_path, files) == [("train.py", "NN404", 8)]
-    message = lint_project(
-        {name: textwrap.dedent(text).lstrip() for name, text in files.items()}, tmp_path, ["NN404"]
-    ).findings[0].message
+    message = (
+        lint_project({name: textwrap.dedent(text).lstrip() for name, text in files.items()}, tmp_path, ["NN404"])
+        .findings[0]
+        .message
+    )
     assert "`model(x)` is already softmax output (returned by `Net.forward`)" in message
 
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES
+from conftest import run_cli as _run_cli
+
+
+def run_cli(*args: str, **options):
+    if args and args[0] == "check":
+        args = ("check", "--extend-select", "NN201", *args[1:])
+    return _run_cli(*args, **options)
+
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
@@ -25,7 +33,7 @@ def _report(path: Path) -> dict[str, dict]:
 def test_every_fix_family_verifies_and_is_written(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "before", tmp_path, dirs_exist_ok=True)
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.nnlint]\nextend-select = ["NN102"]\n\n'  # opt-in; hard_coded.py is its fixture
+        '[tool.nnlint]\nextend-select = ["NN102", "NN201"]\n\n'  # opt-in; hard_coded.py is its fixture
         f'[tool.nnlint.verify."manual_weights/embeddings.py::BagOfWords"]\ninput = "{BAG_INPUT}"\n'
     )
     result = run_cli(

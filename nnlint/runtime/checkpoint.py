@@ -103,7 +103,7 @@ def plan_by_keys(keys: list[str], classes: dict[str, dict]) -> Migration:
                 continue
             if not children.get(prefix, set()) <= known_children:
                 continue
-            if not known_children and old_keys <= PLAIN_LAYER_KEYS:
+            if not children.get(prefix) and old_keys <= PLAIN_LAYER_KEYS:  # the checkpoint cannot tell them apart
                 raise MigrationError(
                     f"the keys at '{prefix or '(root)'}' could belong to {qualname} or to a plain torch layer: "
                     "pass --model to migrate unambiguously"
