@@ -150,12 +150,19 @@ class Lazy(nn.Module):
             self.proj = nn.Linear(x.shape[-1], 4)  # built once, cached: fine
         if not self.ready:
             self.setup()  # a run-once set-up: fine
+        x = self.expand_once(x)
         y = Stateless()(x)  # no parameters, buffers or mode: fine
         return self.proj(y) + nn.Dropout(0.1)(x)  # a mode of its own, always training
 
     def setup(self):
         self.extra = nn.Linear(2, 2)
         self.ready = True
+
+    def expand_once(self, x):
+        if self.expanding:  # the block turns its own flag off: it runs once
+            x = nn.Linear(4, 4)(x)  # not reported
+            self.expanding = False
+        return x
 
     def helper(self):
         return nn.Linear(2, 2)  # not reached from forward: fine
@@ -166,7 +173,7 @@ def test_nn301_follows_forward_through_the_hierarchy_and_skips_what_is_built_onc
     from nnlint.api import findings
 
     result = findings(LAYERS, select=["NN301"])
-    assert [(f.code, f.row) for f in result] == [("NN301", 20), ("NN301", 41)]
+    assert [(f.code, f.row) for f in result] == [("NN301", 20), ("NN301", 42)]
     assert "`Child.decode`, called from `Base.forward`" in result[0].message
     assert "`Lazy.forward`" in result[1].message
 

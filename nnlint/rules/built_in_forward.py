@@ -8,7 +8,14 @@ from collections.abc import Iterable, Iterator
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Edit, Finding, Fix, RemoveStatement, ReplaceExpression, StateDictChange
-from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, parameter_names, self_attribute
+from nnlint.engine.names import (
+    TRY_STATEMENTS,
+    Scope,
+    all_statements,
+    instance_parameter,
+    parameter_names,
+    self_attribute,
+)
 from nnlint.rules.base import Rule
 from nnlint.rules.common import (
     Method,
@@ -68,6 +75,7 @@ class LayerBuiltInForward(Rule):
                 continue  # no ``Capitalised(`` call: nothing is constructed here
             scope = site.method_scope(method)
             self_name = instance_parameter(method)
+            once = _run_once_blocks(method, self_name)
             seen: set[int] = set()
             for node, repeated, statement in _calls(method):
                 if id(node) in seen:
@@ -76,6 +84,8 @@ class LayerBuiltInForward(Rule):
                 layer = _layer_class(node, scope, self_name)
                 if layer is None or (repeated and _stored_on_self(statement, self_name)):
                     continue  # built once and cached (``if self.x is None: self.x = nn.Linear(...)``)
+                if any(start <= node.lineno <= end for start, end in once):
+                    continue  # ``if self.expand: ...; self.expand = False``: runs once
                 callee, is_torch_layer = layer
                 fix = None
                 if not repeated and method in local_forward:
@@ -120,6 +130,24 @@ def _wraps_existing(node: ast.Call, self_name: str | None) -> bool:
         if self_attribute(value, self_name) is None:
             return False
     return True
+
+
+def _run_once_blocks(method: Method, self_name: str | None) -> list[tuple[int, int]]:
+    """Rows of ``if`` blocks that test a ``self`` attribute their own body assigns (a one-time set-up)."""
+    blocks = []
+    for statement in all_statements(method.body):
+        if not isinstance(statement, ast.If):
+            continue
+        tested = {self_attribute(node, self_name) for node in ast.walk(statement.test)} - {None}
+        assigned = {
+            self_attribute(target, self_name)
+            for inner in all_statements(statement.body)
+            if isinstance(inner, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+            for target in (inner.targets if isinstance(inner, ast.Assign) else [inner.target])
+        }
+        if tested & assigned:
+            blocks.append((statement.lineno, statement.end_lineno or statement.lineno))
+    return blocks
 
 
 def _stored_on_self(statement: ast.stmt | None, self_name: str | None) -> bool:
