@@ -60,7 +60,10 @@ def test_corpus_unsafe_fix_round_trip(tmp_path: Path) -> None:
     unfixable = sorted(item[2] for name in ("timm", "transformers") for item in EXPECTED[name] if not item[3])
     summary = re.search(r"Found (\d+) errors \((\d+) fixed, (\d+) remaining\)\.", result.stdout)
     assert summary is not None, result.stdout[-500:]
-    assert int(summary[3]) == len(unfixable)
+    # NN501's fix gives a MoE router an ``nn.Softmax`` child, after which NN201 sees a composite; the
+    # router's renaming fix is then withheld (its reads elsewhere were not searched): said, not applied
+    resurfaced = re.findall(r"fix withheld: transformers/\S+::(\w+TopKRouter): its fixes renamed", result.stderr)
+    assert int(summary[3]) == len(unfixable) + len(resurfaced)
     fixable = [item for name in ("timm", "transformers") for item in EXPECTED[name] if item[3]]
     assert int(summary[2]) >= len(fixable)  # fixes can uncover more (an NN501 call nested in another)
     changed = sorted(str(path.relative_to(tmp_path)) for path in before if path.read_bytes() != before[path])
@@ -71,8 +74,8 @@ def test_corpus_unsafe_fix_round_trip(tmp_path: Path) -> None:
         "check", "--select", "ALL", "--output-format", "json", "timm", "transformers", cwd=tmp_path, timeout=900
     )
     remaining = json.loads(relint.stdout)
-    assert [item["fix"] for item in remaining] == [None] * len(unfixable)  # no fixable finding left
-    assert sorted(item["code"] for item in remaining) == unfixable
+    assert [item["fix"] for item in remaining] == [None] * len(remaining)  # no fixable finding left
+    assert sorted(item["code"] for item in remaining) == sorted(unfixable + ["NN201"] * len(resurfaced))
     again = run_cli(*fix, "--diff", "timm", "transformers", cwd=tmp_path, timeout=900)
     assert again.stdout == ""  # a second --fix changes nothing
     record = json.loads((tmp_path / "nnlint-renames.json").read_text())
