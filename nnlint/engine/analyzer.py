@@ -103,7 +103,11 @@ class FileAnalyzer:
         collector.collect(self.tree.body)
         scope = Scope(collector.bindings)
         scope.star_modules = collector.star_modules
-        self.result.exports = {name: origin for name, origin in collector.bindings.items() if origin}
+        functions = {node.name for node in self.tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        # a module's own functions are in its facts; exports are for what other modules import through it
+        self.result.exports = {
+            name: origin for name, origin in collector.bindings.items() if origin and name not in functions
+        }
         self.result.star_modules = list(collector.star_modules)
         self.facts = FactCollector(self.file) if self.wants_facts else None
         self._scan_for_classes(self.tree.body, scope, self.prefix)

@@ -70,12 +70,17 @@ class LayerBuiltInForward(Rule):
         taken: dict[str, set[str]] = {}  # filled on first use: names a new attribute must avoid
         local_forward = forward_methods(site)
         setup = setup_methods(site)
-        for method in methods_of(site).values():
+        methods = methods_of(site)
+        # with its own forward, the class runs what that forward reaches; without one, a base class's
+        # forward may call any of its methods (the model decides which)
+        candidates = local_forward if "forward" in methods else list(methods.values())
+        for method in candidates:
             if method.name in setup or not _CONSTRUCTION.search(site.file.lines_of(method)):
                 continue  # no ``Capitalised(`` call: nothing is constructed here
             scope = site.method_scope(method)
             self_name = instance_parameter(method)
             once = _run_once_blocks(method, self_name)
+            init_attrs = lambda: site.shared(init_attributes)  # noqa: E731 - computed on first use
             seen: set[int] = set()
             for node, repeated, statement in _calls(method):
                 if id(node) in seen:
@@ -87,6 +92,8 @@ class LayerBuiltInForward(Rule):
                 if any(start <= node.lineno <= end for start, end in once):
                     continue  # ``if self.expand: ...; self.expand = False``: runs once
                 callee, is_torch_layer = layer
+                if not is_torch_layer and not fixed_at_construction([node], self_name or "", init_attrs(), scope):
+                    continue  # ``Output(hidden=h)``: a project object built from this call's values is data
                 fix = None
                 if not repeated and method in local_forward:
                     fix = _move_to_init(site, method, node, statement, callee, taken)

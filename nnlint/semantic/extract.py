@@ -61,6 +61,7 @@ class FactCollector:
                 self_name = instance_parameter(method)
                 if self_name is not None:
                     facts.uses.extend(_uses(self.file, method, self_name))
+            facts.uses = list(dict.fromkeys(facts.uses))  # one per (name, method, how): what questions need
         self.facts.classes.append(facts)
         return facts
 
@@ -342,14 +343,11 @@ def _uses(file: FileContext, method: Function, self_name: str) -> list[Use]:
     text = file.lines_of(method)
     pattern = re.compile(rf"(?<![\w.]){re.escape(self_name)}\.(\w+)")
     found = []
-    row, position = method.lineno, 0
     for match in pattern.finditer(text):
         how = _use_kind(text[max(0, match.start() - 24) : match.start()], text[match.end() : match.end() + 48])
         if how is None or match.start() < _body_start(method, text):
             continue
-        row += text.count("\n", position, match.start())
-        position = match.start()
-        found.append(Use(match.group(1), method.name, how, row))
+        found.append(Use(match.group(1), method.name, how))
     return found
 
 

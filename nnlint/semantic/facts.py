@@ -7,12 +7,12 @@ positions, so they pickle small and can be combined across files by the model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nnlint.semantic.values import Value
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     """``self.<name> = <value>`` (or ``register_buffer``, ``setattr``, ``.append``) in a method."""
 
     name: str
@@ -25,8 +25,7 @@ class Assignment:
     element: bool = False
 
 
-@dataclass(frozen=True)
-class Use:
+class Use(NamedTuple):
     """How a method reads ``self.<name>``.
 
     ``how``: ``moved`` (``.to(device)``, ``.cuda()``, ``.type_as(x)``, ``.cpu()``), ``meta``
@@ -37,19 +36,16 @@ class Use:
     name: str
     method: str
     how: str
-    row: int
 
 
-@dataclass(frozen=True)
-class SelfCall:
+class SelfCall(NamedTuple):
     """``self.<name>(...)`` in a method; ``lazy`` when under a run-once guard (``if self.x is None:``)."""
 
     name: str
     lazy: bool
 
 
-@dataclass
-class FunctionFacts:
+class FunctionFacts(NamedTuple):
     """A function or method: what it returns and which methods of ``self`` it calls."""
 
     name: str

@@ -50,6 +50,8 @@ class SemanticModel:
         self.loss_sites: list[tuple[str, LossSite]] = []
         self._subclasses: dict[str, list[str]] | None = None
         self._moved_names: frozenset[str] | None = None
+        self._mros: dict[str, list[ClassFacts]] = {}
+        self._forward_closures: dict[str, list[tuple[ClassFacts, str]]] = {}
         self._memo: dict[tuple[Value, str | None], frozenset[Value]] = {}
 
     @classmethod
@@ -71,6 +73,8 @@ class SemanticModel:
         self.loss_sites.extend((result.path, site) for site in facts.loss_sites)
         self._subclasses = None
         self._moved_names = None
+        self._mros.clear()
+        self._forward_closures.clear()
         self._memo.clear()
 
     # -- classes ----------------------------------------------------------------
@@ -92,6 +96,12 @@ class SemanticModel:
 
     def mro(self, qualname: str) -> list[ClassFacts]:
         """The project classes ``qualname`` inherits from, itself first (depth-first, left to right)."""
+        found = self._mros.get(qualname)
+        if found is None:
+            found = self._mros[qualname] = self._linearise(qualname)
+        return found
+
+    def _linearise(self, qualname: str) -> list[ClassFacts]:
         order: list[ClassFacts] = []
         pending = [self.canonical(qualname)]
         while pending and len(order) < 64:
@@ -172,7 +182,10 @@ class SemanticModel:
         return {name for _, name in self._closure(qualname, "__init__", lazy_too=True)}
 
     def _forward_closure(self, concrete: str) -> list[tuple[ClassFacts, str]]:
-        return self._closure(concrete, "forward", lazy_too=False)
+        found = self._forward_closures.get(concrete)
+        if found is None:
+            found = self._forward_closures[concrete] = self._closure(concrete, "forward", lazy_too=False)
+        return found
 
     def _closure(self, concrete: str, entry: str, lazy_too: bool) -> list[tuple[ClassFacts, str]]:
         """The methods an instance of ``concrete`` runs from ``entry`` (``self`` calls through the MRO)."""

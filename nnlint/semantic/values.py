@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nnlint import torch_facts
 from nnlint.engine.names import Scope, qualified_name
@@ -19,8 +19,7 @@ from nnlint.engine.names import Scope, qualified_name
 F = "torch.nn.functional"
 
 
-@dataclass(frozen=True)
-class Value:
+class Value(NamedTuple):
     """One possible value of an expression.
 
     Concrete kinds: ``probabilities`` (``name``: softmax, log_softmax or sigmoid), ``tensor``
