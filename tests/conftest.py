@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -82,3 +83,27 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+def opting_in(code: str) -> SimpleNamespace:
+    """``run_cli`` and the API functions with the opt-in rule ``code`` enabled too (an explicit select wins)."""
+    from nnlint import api
+
+    def options_with(options: dict) -> dict:
+        return options if options.get("select") else {**options, "select": ["DEFAULT", code]}
+
+    def cli(*args: str, **options):
+        if args and args[0] == "check":
+            args = ("check", "--extend-select", code, *args[1:])
+        return run_cli(*args, **options)
+
+    return SimpleNamespace(
+        run_cli=cli,
+        findings=lambda text, **options: api.findings(text, **options_with(options)),
+        fix_text=lambda text, unsafe=False, **options: api.fix_text(text, unsafe, **options_with(options)),
+        lint_text=lambda text, **options: api.lint_text(text, **options_with(options)),
+        lint_project=lambda files, root, select=None, ignore=None: api.lint_project(
+            files, root, select or ["DEFAULT", code], ignore
+        ),
+        found=lambda text, **options: found(text, **options_with(options)),
+    )

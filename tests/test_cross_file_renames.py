@@ -15,37 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from nnlint.api import fix_text as _fix_text
-from nnlint.api import lint_project as _lint_project
-from nnlint.api import lint_text as _lint_text
 from nnlint.fixes.apply import fix_run
 from nnlint.fixes.cross_file import plan_for_one_file, plan_renames
 from nnlint.runtime.verify import check_renamed_reads
 
-from conftest import run_cli as _run_cli
+from conftest import opting_in
 
-
-def run_cli(*args: str, **options):
-    if args and args[0] == "check":
-        args = ("check", "--extend-select", "NN201", *args[1:])
-    return _run_cli(*args, **options)
-
-
-def _with_nn201(options: dict) -> dict:
-    """NN201 is opt-in; these tests are about the NN2xx fixes."""
-    return options if options.get("select") else {**options, "select": ["DEFAULT", "NN201"]}
-
-
-def fix_text(text, unsafe=False, **options):
-    return _fix_text(text, unsafe, **_with_nn201(options))
-
-
-def lint_project(files, root, select=None, ignore=None):
-    return _lint_project(files, root, select or ["DEFAULT", "NN201"], ignore)
-
-
-def lint_text(text, **options):
-    return _lint_text(text, **_with_nn201(options))
+_NN201 = opting_in("NN201")  # NN201 is opt-in; these tests are about the NN2xx fixes
+run_cli, fix_text, lint_text, lint_project = _NN201.run_cli, _NN201.fix_text, _NN201.lint_text, _NN201.lint_project
 
 
 MODELS = """

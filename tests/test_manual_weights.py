@@ -9,35 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nnlint.api import findings as _findings
-from nnlint.api import fix_text as _fix_text
+from conftest import FIXTURES, opting_in
 
-from conftest import FIXTURES
-from conftest import found as _found
-from conftest import run_cli as _run_cli
-
-
-def run_cli(*args: str, **options):
-    if args and args[0] == "check":
-        args = ("check", "--extend-select", "NN201", *args[1:])
-    return _run_cli(*args, **options)
-
-
-def _with_nn201(options: dict) -> dict:
-    """NN201 is opt-in; these tests are about the NN2xx fixes."""
-    return options if options.get("select") else {**options, "select": ["DEFAULT", "NN201"]}
-
-
-def findings(text, **options):
-    return _findings(text, **_with_nn201(options))
-
-
-def fix_text(text, unsafe=False, **options):
-    return _fix_text(text, unsafe, **_with_nn201(options))
-
-
-def found(text, **options):
-    return _found(text, **_with_nn201(options))
+_NN201 = opting_in("NN201")  # NN201 is opt-in; these tests are about the NN2xx fixes
+run_cli, findings, fix_text, found = _NN201.run_cli, _NN201.findings, _NN201.fix_text, _NN201.found
 
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"

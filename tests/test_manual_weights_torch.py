@@ -11,25 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from nnlint.api import findings as _findings
+from conftest import FIXTURES, opting_in
 
-from conftest import FIXTURES
-from conftest import run_cli as _run_cli
-
-
-def run_cli(*args: str, **options):
-    if args and args[0] == "check":
-        args = ("check", "--extend-select", "NN201", *args[1:])
-    return _run_cli(*args, **options)
-
-
-def _with_nn201(options: dict) -> dict:
-    """NN201 is opt-in; these tests are about the NN2xx fixes."""
-    return options if options.get("select") else {**options, "select": ["DEFAULT", "NN201"]}
-
-
-def findings(text, **options):
-    return _findings(text, **_with_nn201(options))
+_NN201 = opting_in("NN201")  # NN201 is opt-in; these tests are about the NN2xx fixes
+run_cli, findings = _NN201.run_cli, _NN201.findings
 
 
 pytestmark = pytest.mark.torch

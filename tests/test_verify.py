@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
-from conftest import run_cli as _run_cli
+from conftest import FIXTURES, opting_in
 
-
-def run_cli(*args: str, **options):
-    if args and args[0] == "check":
-        args = ("check", "--extend-select", "NN201", *args[1:])
-    return _run_cli(*args, **options)
+_NN201 = opting_in("NN201")  # NN201 is opt-in; these tests are about the NN2xx fixes
+run_cli = _NN201.run_cli
 
 
 pytestmark = pytest.mark.torch
