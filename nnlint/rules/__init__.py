@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnlint.rules.base import Rule
+from nnlint.rules.base import Rule, Severity
 from nnlint.rules.built_in_forward import LayerBuiltInForward
 from nnlint.rules.call_correctness import (
     BadTorchArguments,
@@ -75,3 +75,9 @@ ALL_CODES: tuple[str, ...] = (PARSE_ERROR, *RULES_BY_CODE)
 def get_rule(code: str) -> type[Rule] | None:
     """The rule class for ``code`` (None for NN001 and unknown codes)."""
     return RULES_BY_CODE.get(code)
+
+
+def severity_of(code: str) -> Severity:
+    """How severe a finding of ``code`` is; NN001 (a file that cannot be read) is an error."""
+    rule = RULES_BY_CODE.get(code)
+    return rule.severity if rule is not None else "error"

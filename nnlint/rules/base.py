@@ -10,6 +10,7 @@ from nnlint.engine.model import Finding
 from nnlint.semantic.facts import FileFacts
 
 FixAvailability = Literal["none", "safe", "unsafe", "sometimes"]
+Severity = Literal["error", "warning"]
 
 
 class Rule:
@@ -39,6 +40,9 @@ class Rule:
     summary: ClassVar[str]
     default_enabled: ClassVar[bool] = True
     fix: ClassVar[FixAvailability] = "none"
+    #: "error": a bug (wrong results, lost state, a crash); "warning": maintainability or style.
+    #: Every integration (SARIF level, GitHub annotation, editor diagnostic) shows this one value.
+    severity: ClassVar[Severity] = "error"
     calls: ClassVar[frozenset[str]] = frozenset()
     checks_classes: ClassVar[bool] = False
     #: found only by running the model (``nnlint runtime``), not by ``check``

@@ -59,6 +59,7 @@ class SoftmaxWithoutDim(Rule):
 
 class DeprecatedFunctional(Rule):
     code = "NN405"
+    severity = "warning"
     name = "deprecated-functional"
     summary = "`F.upsample`, `F.upsample_nearest`, `F.upsample_bilinear`: deprecated aliases of `F.interpolate`"
     fix = "sometimes"

@@ -76,6 +76,7 @@ _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 class StatelessFunctionalInForward(Rule):
     code = "NN501"
+    severity = "warning"
     name = "stateless-functional-in-forward"
     summary = "A stateless `F.relu`/`F.max_pool2d`/... with fixed arguments in forward, where a layer would show"
     default_enabled = False

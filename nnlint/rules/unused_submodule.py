@@ -18,6 +18,7 @@ DYNAMIC_ACCESS = frozenset({"_modules", "__dict__", "children", "named_children"
 
 class UnusedSubmodule(Rule):
     code = "NN306"
+    severity = "warning"
     name = "unused-submodule"
     summary = "A layer assigned in `__init__` that nothing in the linted files ever reads"
     default_enabled = False

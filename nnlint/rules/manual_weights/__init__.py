@@ -142,6 +142,7 @@ def _is_layer_implementation(op: OpCall, names: list[str], tensors: ClassTensors
 
 
 class _ManualWeights(Rule):
+    severity = "warning"
     fix = "unsafe"
     checks_classes = True
     triggers = frozenset({"Parameter", "register_buffer"})
