@@ -32,13 +32,14 @@ def _flake8(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_flake8_plugin(tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text(BAD)
+    # flake8 runs the rules [tool.nnlint] enables (opt-in NN102 only when selected there); its --select filters
+    (tmp_path / "pyproject.toml").write_text('[tool.nnlint]\nextend-select = ["NN102"]\n')
     result = _flake8("--select", "NN", "bad.py", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     lines = [line.split(" ")[0] + " " + line.split(" ")[1] for line in result.stdout.splitlines()]
     assert lines == ["bad.py:8:13: NN101", "bad.py:10:22: NN103", "bad.py:11:38: NN102"]
     # the same positions as `nnlint check --output-format concise`
-    ours = run_cli("check", "--extend-select", "NN102", "--output-format", "concise", "bad.py", cwd=tmp_path)
-    ours = ours.stdout.splitlines()  # flake8 runs every rule, opt-in NN102 included; its --select decides
+    ours = run_cli("check", "--output-format", "concise", "bad.py", cwd=tmp_path).stdout.splitlines()
     assert [line.split(" ")[0] + " " + line.split(" ")[1] for line in ours if " NN" in line] == lines
     only = _flake8("--select", "NN102", "bad.py", cwd=tmp_path).stdout.splitlines()
     assert [line.split(" ")[1] for line in only] == ["NN102"]  # its message names NN102 too (the noqa hint)

@@ -47,3 +47,43 @@ def test_rule_table_matches_the_registry() -> None:
         name, default, fix, _ = (cell.strip() for cell in rows[rule.code].split(" | ", 3))
         assert (name, default) == (rule.name, "on" if rule.default_enabled else "off"), rule.code
         assert fix == (rule.fix if rule.fix != "none" else "\u2013"), rule.code
+
+
+def _install_lines() -> list[str]:
+    """Every ``pip install ...`` the README shows (in code blocks and inline code)."""
+    return re.findall(r"pip install [^`\n#]*[^`\n# ]", README)
+
+
+def test_install_lines_work_from_a_clone_or_a_git_url() -> None:
+    """nnlint is not on an index: each line installs a directory or a pinned git URL, with extras that exist."""
+    import tomllib
+
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    lines = _install_lines()
+    assert {"pip install -e .", "pip install -e '.[torch]'", "pip install -e '.[lsp]'"} <= set(lines)
+    for line in lines:
+        target = line.removeprefix("pip install ").removeprefix("-e ").strip("'")
+        assert target.startswith((".", "/path/to/nnlint", "nnlint @ git+", "nnlint[")), line
+        if target.startswith("nnlint"):  # a requirement: only with a URL pinned to a commit, never from an index
+            assert re.fullmatch(r"nnlint(\[\w+\])? @ git\+https://\S+@COMMIT", target), line
+        for extra in re.findall(r"\[(\w+)\]", target):
+            assert extra in extras, line
+
+
+def test_pre_commit_snippets_pin_no_missing_tag() -> None:
+    """The repository has no release tags: `rev:` is a commit SHA, or the hook is local."""
+    section = README.split("### pre-commit", 1)[1].split("\n### ", 1)[0]
+    revs = re.findall(r"^\s+rev: (\S+)", section, re.MULTILINE)
+    assert revs and all(re.fullmatch(r"[0-9a-f]{40}", rev) for rev in revs), revs
+    assert "repo: local" in section
+
+
+def test_severity_note_matches_the_registry() -> None:
+    from nnlint.rules import ALL_RULES
+
+    note = re.search(r"\*\*warning\*\* for\nmaintainability \((.*?)\)", README, re.DOTALL)
+    assert note
+    named: set[str] = set()
+    for first, last in re.findall(r"NN(\d{3})(?:\u2013NN(\d{3}))?", note.group(1)):
+        named.update(f"NN{number:03d}" for number in range(int(first), int(last or first) + 1))
+    assert named == {rule.code for rule in ALL_RULES if rule.severity == "warning"}

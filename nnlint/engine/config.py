@@ -116,7 +116,8 @@ def _has_nnlint_table(pyproject: Path) -> bool:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return "tool.nnlint" in text  # load_config reports the syntax error
-    return "nnlint" in data.get("tool", {})
+    tool = data.get("tool", {})
+    return not isinstance(tool, dict) or "nnlint" in tool  # a non-table `tool`: load_config reports it
 
 
 def load_config(path: Path) -> Config:
@@ -127,14 +128,44 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"invalid TOML in {path}: {error}") from None
-    table = data.get("tool", {}).get("nnlint", {}) if path.name == "pyproject.toml" else data
-    where = f"[tool.nnlint] in {path}" if path.name == "pyproject.toml" else str(path)
+    if path.name == "pyproject.toml" or "tool" in data:
+        table, where = _tool_nnlint(data, path), f"[tool.nnlint] in {path}"
+    else:
+        table, where = data, str(path)
     return config_from_table(table, path.parent.resolve(), path, where)
+
+
+def _tool_nnlint(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The ``[tool.nnlint]`` table of a pyproject-style file (empty when it has none).
+
+    A file named by ``--config`` may be either form: ``nnlint.toml``-style (the settings at the top
+    level) or pyproject-style (``[tool.nnlint]``); mixing both is an error.
+    """
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table, not {_kind(tool)}")
+    table = tool.get("nnlint", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.nnlint] must be a table, not {_kind(table)}")
+    if path.name != "pyproject.toml" and (stray := sorted(set(data) & set(_KNOWN_KEYS))):
+        raise ConfigError(
+            f"{path}: {stray[0]!r} is at the top level but the file also has [tool.nnlint]; "
+            "put every setting in one place"
+        )
+    return table
+
+
+def _kind(value: Any) -> str:
+    """``an integer``, ``a string``...: what a TOML value is, for messages."""
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"), (list, "an array"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a date or time")
 
 
 def config_from_table(table: dict[str, Any], root: Path, source: Path | None, where: str) -> Config:
     """Validate a parsed ``[tool.nnlint]`` table."""
     config = Config(root=root, source=source)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, not {_kind(table)}")
     for key, value in table.items():
         if key not in _KNOWN_KEYS:
             raise ConfigError(f"unknown key {key!r} in {where}{did_you_mean(key, _KNOWN_KEYS)}")

@@ -11,13 +11,19 @@ parallel and prints its own summary.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
-from libcst.codemod import CodemodCommand, CodemodContext, SkipFile
+from libcst.codemod import CodemodCommand, CodemodContext, SkipFile, gather_files
 
 from nnlint.api import lint_text
-from nnlint.engine.config import Config, find_config_file, load_config
+from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
+from nnlint.engine.settings import build_settings
+
+#: what ``nnlint`` exits with on a usage or configuration error
+EXIT_ERROR = 2
 
 
 class NnlintFix(CodemodCommand):
@@ -30,11 +36,12 @@ class NnlintFix(CodemodCommand):
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
         arg_parser.add_argument("--select", help="rule codes or prefixes, comma-separated (default: the config's)")
         arg_parser.add_argument("--ignore", help="rule codes or prefixes to leave alone, comma-separated")
+        _check_once_parsed(arg_parser)
 
     def __init__(self, context: CodemodContext, select: str | None = None, ignore: str | None = None) -> None:
         super().__init__(context)
-        self.select = [code for code in (select or "").split(",") if code] or None
-        self.ignore = [code for code in (ignore or "").split(",") if code] or None
+        self.select = _codes(select)
+        self.ignore = _codes(ignore)
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         from nnlint.fixes.apply import fix_run
@@ -60,3 +67,38 @@ class NnlintUnsafeFix(NnlintFix):
 
     DESCRIPTION: str = "Apply nnlint's fixes including unsafe ones (NN102, NN201-NN206); records state_dict renames."
     UNSAFE = True
+
+
+def _codes(option: str | None) -> list[str] | None:
+    """``--select``/``--ignore`` as a list (None when not given)."""
+    return [code for code in (option or "").split(",") if code] or None
+
+
+def _check_once_parsed(parser: argparse.ArgumentParser) -> None:
+    """Check ``--select``/``--ignore`` and the configuration once, when LibCST's tool parses its arguments.
+
+    LibCST builds the command once per file (in worker processes) and prints a traceback for each
+    file whose command raises; a bad selector or ``[tool.nnlint]`` is one error line and exit 2 instead.
+    """
+    parse = parser.parse_args
+
+    def parse_and_check(*args: Any, **kwargs: Any) -> argparse.Namespace:
+        namespace = parse(*args, **kwargs)
+        try:
+            check_options(_codes(namespace.select), _codes(namespace.ignore), getattr(namespace, "path", None) or [])
+        except ConfigError as error:
+            print(f"nnlint: error: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_ERROR) from None
+        return namespace
+
+    parser.parse_args = parse_and_check  # type: ignore[method-assign]
+
+
+def check_options(select: list[str] | None, ignore: list[str] | None, paths: list[str]) -> None:
+    """Raise :class:`ConfigError` when the options, or the configuration of any file under ``paths``, are bad."""
+    directories = {Path(path).resolve().parent for path in gather_files(paths)}
+    if "-" in paths:  # LibCST reads stdin
+        directories.add(Path.cwd())
+    sources = {find_config_file(directory) for directory in directories} or {None}
+    for source in sorted(sources, key=str):
+        build_settings(load_config(source) if source else Config(root=Path.cwd()), select=select, ignore=ignore)

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from nnlint import __version__
-from nnlint.engine.config import editor_config
+from nnlint.engine.config import Config, find_config_file, load_config
 from nnlint.engine.project import ProjectIndex, module_name
 from nnlint.engine.runner import applicable_findings, lint_source, make_rules, module_loader
 from nnlint.engine.settings import Settings, build_settings
@@ -19,13 +19,13 @@ from nnlint.semantic.model import SemanticModel
 
 @cache
 def _settings_for(directory: str) -> Settings:
-    """The project's nnlint settings (module-bases, excludes of rules), all rules selected.
+    """The project's nnlint settings, as ``nnlint check`` uses them.
 
-    flake8's own ``--select``/``--ignore``/``# noqa`` decide what is shown.
+    ``[tool.nnlint]`` decides which rules run (opt-in rules only when it selects them) and
+    ``per-file-ignores``; flake8's own ``--select``/``--ignore``/``# noqa`` filter what remains.
     """
-    config = editor_config(Path(directory))
-    config.select, config.ignore, config.extend_select = ["ALL"], [], []
-    return build_settings(config)
+    found = find_config_file(Path(directory))
+    return build_settings(load_config(found) if found else Config(root=Path(directory)))
 
 
 class NnlintChecker:
@@ -38,10 +38,12 @@ class NnlintChecker:
         self.tree = tree
         self.filename = filename
         self.lines = lines
+        self.path = Path(os.path.abspath(filename)) if filename not in ("-", "stdin") else Path.cwd() / "stdin.py"
+        # here, not in run(): flake8 reports a plugin's failure to start as one line, not a traceback
+        self.settings = _settings_for(str(self.path.parent))
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
-        path = Path(os.path.abspath(self.filename)) if self.filename not in ("-", "stdin") else Path.cwd() / "stdin.py"
-        settings = _settings_for(str(path.parent))
+        path, settings = self.path, self.settings
         module, is_package, root = module_name(path)
         source = SourceFile(str(path), "".join(self.lines))
         rules = make_rules(code for code in settings.enabled if code != "NN001")

@@ -1,9 +1,10 @@
-"""GitHub Actions workflow commands: one ``::error`` annotation per finding."""
+"""GitHub Actions workflow commands: one ``::error`` or ``::warning`` annotation per finding (its rule's severity)."""
 
 from __future__ import annotations
 
 from nnlint.engine.model import Finding
 from nnlint.output.paths import display_path
+from nnlint.rules import severity_of
 
 
 def _escape_data(text: str) -> str:
@@ -28,5 +29,5 @@ def format_github(findings: list[Finding]) -> str:
                 f"title={_escape_property(f'nnlint ({finding.code})')}",
             ]
         )
-        lines.append(f"::error {properties}::{_escape_data(f'{finding.code} {finding.message}')}")
+        lines.append(f"::{severity_of(finding.code)} {properties}::{_escape_data(f'{finding.code} {finding.message}')}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -9,9 +9,11 @@ from pathlib import Path
 from nnlint import __version__
 from nnlint.catalogue import read_page, rule_url, sections
 from nnlint.engine.model import Finding
-from nnlint.rules import ALL_RULES, PARSE_ERROR
+from nnlint.rules import ALL_RULES, PARSE_ERROR, severity_of
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+#: a rule's tag by severity: errors are bugs, warnings maintainability
+_TAGS = {"error": "correctness", "warning": "maintainability"}
 
 
 def _rule_descriptor(code: str, name: str, summary: str, fixable: str) -> dict:
@@ -24,8 +26,8 @@ def _rule_descriptor(code: str, name: str, summary: str, fixable: str) -> dict:
         "shortDescription": {"text": summary},
         "fullDescription": {"text": parts.get("Why it is a problem", summary)},
         "help": {"text": help_text or summary, "markdown": page or summary},
-        "defaultConfiguration": {"level": "error"},
-        "properties": {"fix": fixable, "tags": ["pytorch", "correctness"]},
+        "defaultConfiguration": {"level": severity_of(code)},
+        "properties": {"fix": fixable, "tags": ["pytorch", _TAGS[severity_of(code)]]},
     }
     url = rule_url(code)
     if url and url.startswith("http"):
@@ -70,7 +72,7 @@ def format_sarif(findings: list[Finding], root: Path | None = None) -> str:
         {
             "ruleId": finding.code,
             "ruleIndex": index.get(finding.code, 0),
-            "level": "error",
+            "level": severity_of(finding.code),
             "message": {"text": finding.message},
             "locations": [_location(finding, root)],
         }
