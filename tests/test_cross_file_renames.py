@@ -343,16 +343,24 @@ def test_editor_withholds_when_another_file_may_read_the_name() -> None:
     assert clean.mark(run.findings)[0].fix is run.findings[0].fix
 
 
-def test_editor_quick_fix_rewrites_the_reads_in_its_buffer() -> None:
+def test_editor_quick_fix_rewrites_the_reads_in_its_buffer(tmp_path: Path) -> None:
     server = pytest.importorskip("nnlint.integrations.lsp")
+    from pygls.workspace import Workspace
+
+    lsp = server.lsp
     text = _dedent(MODELS) + "\n\nprint(Net().proj_weight)\n"
-    run = lint_text(text, filename="models.py")
-    plan = server._withhold_renames(run, lambda: [])
-    everywhere = server.lsp.Range(start=server.lsp.Position(0, 0), end=server.lsp.Position(99, 0))
-    (action,) = server._quick_fixes("file:///models.py", run, run.sources["models.py"], everywhere, plan)
+    (tmp_path / "pyproject.toml").write_text('[tool.nnlint]\nextend-select = ["NN201"]\n')
+    ls = server.NnlintServer()  # not started: its handlers called directly
+    ls.protocol._workspace = Workspace(tmp_path.as_uri())
+    ls.protocol.client_capabilities = lsp.ClientCapabilities()
+    uri = (tmp_path / "models.py").as_uri()
+    ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "python", 1, text))
+    everywhere = lsp.Range(start=lsp.Position(0, 0), end=lsp.Position(99, 0))
+    context = lsp.CodeActionContext(diagnostics=[], only=[lsp.CodeActionKind.QuickFix])
+    (action,) = server.code_action(ls, lsp.CodeActionParams(lsp.TextDocumentIdentifier(uri), everywhere, context))
     lines = text.splitlines(keepends=True)
     for edit in sorted(
-        action.edit.changes["file:///models.py"],
+        action.edit.changes[uri],
         key=lambda e: (e.range.start.line, e.range.start.character),
         reverse=True,
     ):

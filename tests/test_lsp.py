@@ -84,7 +84,7 @@ async def _scenario(tmp_path: Path) -> None:
         published = await session.diagnostics()
         assert published.uri == uri
         first, second = published.diagnostics
-        assert (first.code, first.source, first.severity) == ("NN101", "nnlint", lsp.DiagnosticSeverity.Warning)
+        assert (first.code, first.source, first.severity) == ("NN101", "nnlint", lsp.DiagnosticSeverity.Error)
         assert first.message.startswith("`F.dropout` defaults to `training=True`")
         # the emoji counts as two UTF-16 code units
         assert (first.range.start.line, first.range.start.character) == (6, 22)

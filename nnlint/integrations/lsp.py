@@ -1,69 +1,223 @@
 """``nnlint lsp``: a language server (pygls) with diagnostics and quick fixes.
 
-Diagnostics on open, save and (debounced) change; a quick fix per diagnostic
-that has one; a ``source.fixAll.nnlint`` action that applies all safe fixes.
+Diagnostics on open, save and (debounced) change, with each rule's severity; a
+quick fix per diagnostic that has one (the diagnostics the client sends in the
+request's context, and those under the cursor); a ``source.fixAll.nnlint``
+action that applies all safe fixes, its edit computed when the client resolves
+it (once per document version). Edits are versioned ``TextDocumentEdit``s for
+the document version they were computed for.
+
+Positions are counted in the encoding negotiated at ``initialize``: as ruff,
+UTF-8 when the client offers it, else UTF-32, else UTF-16 (the default).
+
 The project's ``[tool.nnlint]`` configuration applies as on the command line.
+An invalid one is reported (a message and a diagnostic on the config file) and
+the defaults apply until it is fixed; config files are watched
+(``workspace/didChangeWatchedFiles``, or their ``didSave``) and open documents
+are linted again when one changes.
 
 The server fixes one buffer, so a fix that renames attributes (NN2xx) is offered
 only when no other file of the project may read an old name (a text search of the
 workspace); reads in the buffer itself are rewritten with it, as on the command line.
+Applying such a fix runs the ``nnlint.recordRenames`` command, which merges the
+renames into ``nnlint-renames.json`` as ``nnlint check --fix`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
-from pygls.uris import to_fs_path
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.uris import from_fs_path, to_fs_path
 
 from nnlint import __version__
 from nnlint.api import lint_text
 from nnlint.catalogue import rule_url
-from nnlint.engine.config import Config, editor_config
-from nnlint.engine.model import Finding, Fix
+from nnlint.engine.config import CONFIG_FILES, Config, ConfigError, find_config_file, load_config
+from nnlint.engine.model import Finding, Fix, StateDictChange
 from nnlint.engine.runner import LintRun
-from nnlint.engine.source import SourceFile
+from nnlint.engine.settings import build_settings
+from nnlint.engine.source import SourceError, SourceFile
 from nnlint.fixes.cross_file import RenamePlan
+from nnlint.rules import PARSE_ERROR, severity_of
 
 DEBOUNCE_SECONDS = 0.3
 FIX_ALL = "source.fixAll.nnlint"
+RECORD_RENAMES = "nnlint.recordRenames"
+#: ruff's preference: UTF-8, then UTF-32, then UTF-16 (which every client speaks)
+ENCODING_PREFERENCE = (lsp.PositionEncodingKind.Utf8, lsp.PositionEncodingKind.Utf32, lsp.PositionEncodingKind.Utf16)
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+class NnlintProtocol(LanguageServerProtocol):
+    """pygls's protocol, choosing the position encoding by nnlint's preference (not the client's order)."""
+
+    @lsp_method(lsp.INITIALIZE)
+    def lsp_initialize(self, params: lsp.InitializeParams) -> Any:
+        general = params.capabilities.general
+        if general is not None and general.position_encodings:
+            general.position_encodings = sorted(general.position_encodings, key=_encoding_rank)
+        return (yield from super().lsp_initialize(params))
+
+
+def _encoding_rank(kind: str) -> int:
+    return ENCODING_PREFERENCE.index(kind) if kind in ENCODING_PREFERENCE else len(ENCODING_PREFERENCE)
+
+
+@dataclass
+class ConfigProblem:
+    """Why a configuration file was not used."""
+
+    path: Path | None
+    message: str
 
 
 class NnlintServer(LanguageServer):
     """The server; keeps the last lint of each open document."""
 
     def __init__(self) -> None:
-        super().__init__("nnlint", __version__)
+        super().__init__("nnlint", __version__, protocol_cls=NnlintProtocol)
         self.pending: dict[str, asyncio.Task] = {}
-        self.runs: dict[str, tuple[int | None, LintRun]] = {}
+        self.runs: dict[str, Linted] = {}
         #: the renaming fixes of each open document: reads to rewrite with them, or why they are withheld
         self.renames: dict[str, RenamePlan | None] = {}
+        #: per directory: the configuration that applies, and why the file's own was not used
+        self.configs: dict[str, tuple[Config, ConfigProblem | None]] = {}
+        #: per document: (version, the text with all safe fixes applied, or None when nothing changes)
+        self.fix_all: dict[str, tuple[int | None, str | None]] = {}
+        #: configuration problems shown since the configuration was last (re)loaded
+        self.reported: set[str] = set()
+        #: config files that carry a diagnostic
+        self.config_uris: set[str] = set()
+        #: whether the client watches the config files for us
+        self.watching = False
 
 
 server = NnlintServer()
 
 
-@lru_cache(maxsize=64)
-def _config_for(directory: str) -> Config:
-    return editor_config(Path(directory))
+# --- positions -------------------------------------------------------------------------------------
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def _lint(ls: NnlintServer, uri: str) -> LintRun:
+def _units(encoding: str | None) -> Callable[[str], int]:
+    """The length of a string in the code units of ``encoding``."""
+    if encoding == lsp.PositionEncodingKind.Utf8:
+        return lambda text: len(text.encode("utf-8"))
+    if encoding == lsp.PositionEncodingKind.Utf32:
+        return len
+    return lambda text: len(text.encode("utf-16-le")) // 2
+
+
+class Positions:
+    """Character offsets in a text <-> LSP positions in the negotiated encoding."""
+
+    def __init__(self, text: str, encoding: str | None) -> None:
+        self.text = text
+        self.units = _units(encoding)
+        self.starts = [0, *(match.end() for match in _LINE_BREAK.finditer(text))]
+
+    def position(self, offset: int) -> lsp.Position:
+        offset = min(max(offset, 0), len(self.text))
+        line = bisect.bisect_right(self.starts, offset) - 1
+        return lsp.Position(line=line, character=self.units(self.text[self.starts[line] : offset]))
+
+    def range(self, start: int, end: int) -> lsp.Range:
+        return lsp.Range(start=self.position(start), end=self.position(end))
+
+    def offset(self, position: lsp.Position) -> int:
+        if position.line >= len(self.starts):
+            return len(self.text)
+        start = self.starts[position.line]
+        end = self.starts[position.line + 1] if position.line + 1 < len(self.starts) else len(self.text)
+        line = self.text[start:end].rstrip("\r\n")
+        count = 0
+        for index, char in enumerate(line):
+            if count >= position.character:
+                return start + index
+            count += self.units(char)
+        return start + len(line)
+
+    def offsets(self, span: lsp.Range) -> tuple[int, int]:
+        return self.offset(span.start), self.offset(span.end)
+
+
+# --- linting ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Linted:
+    """One version of a document, linted."""
+
+    version: int | None
+    source: SourceFile
+    positions: Positions
+    run: LintRun | None
+    #: why the document could not be linted (run is None)
+    error: str | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.run.findings if self.run is not None else []
+
+    def span(self, finding: Finding) -> tuple[int, int]:
+        """The finding's start and end offsets."""
+        span = finding.span
+        return self._offset(span.row, span.column), self._offset(span.end_row, span.end_column)
+
+    def _offset(self, row: int, column: int) -> int:
+        return self.source.offset(row, min(column, len(self.source.line(row))))
+
+    def range(self, finding: Finding) -> lsp.Range:
+        return self.positions.range(*self.span(finding))
+
+
+def _path(uri: str) -> str:
+    return to_fs_path(uri) or "untitled.py"
+
+
+def _is_config(uri: str) -> bool:
+    return Path(_path(uri)).name in CONFIG_FILES
+
+
+def _is_python(ls: NnlintServer, uri: str) -> bool:
+    document = ls.workspace.text_documents.get(uri)
+    if document is not None and document.language_id == "python":
+        return True
+    return _path(uri).endswith(PYTHON_SUFFIXES)
+
+
+def _lint(ls: NnlintServer, uri: str) -> Linted:
+    """The document's current version, linted (cached per version)."""
     document = ls.workspace.get_text_document(uri)
     cached = ls.runs.get(uri)
-    if cached is not None and cached[0] == document.version and document.version is not None:
-        return cached[1]
-    path = to_fs_path(uri) or "untitled.py"
-    config = _config_for(str(Path(path).parent))
-    run = lint_text(document.source, filename=path, config=config)
-    ls.renames[uri] = _withhold_renames(run, lambda: _other_files(ls, path, config))
-    ls.runs[uri] = (document.version, run)
-    return run
+    if cached is not None and cached.version == document.version and document.version is not None:
+        return cached
+    path = _path(uri)
+    config = _config_for(ls, str(Path(path).parent))
+    encoding = ls.workspace.position_encoding
+    try:
+        run = lint_text(document.source, filename=path, config=config)
+    except SourceError as error:
+        source = SourceFile(path, document.source)
+        linted = Linted(document.version, source, Positions(source.text, encoding), None, str(error))
+    else:
+        source = run.sources.get(path) or SourceFile(path, document.source)
+        linted = Linted(document.version, source, Positions(source.text, encoding), run)
+        ls.renames[uri] = _withhold_renames(run, lambda: _other_files(ls, path, config))
+    ls.runs[uri] = linted
+    return linted
 
 
 def _withhold_renames(run: LintRun, others: Callable[[], Iterable[tuple[str, str]]]) -> RenamePlan | None:
@@ -109,27 +263,105 @@ def _other_files(ls: NnlintServer, path: str, config: Config) -> Iterator[tuple[
             yield name, known[2]
 
 
-def _utf16_column(line: str, column: int) -> int:
-    return len(line[:column].encode("utf-16-le")) // 2
+# --- configuration ---------------------------------------------------------------------------------
 
 
-def _position(source: SourceFile, row: int, column: int) -> lsp.Position:
-    return lsp.Position(line=max(row - 1, 0), character=_utf16_column(source.line(row), column))
+def _config_for(ls: NnlintServer, directory: str) -> Config:
+    """The configuration for files in ``directory`` (cached until a config file changes)."""
+    known = ls.configs.get(directory)
+    if known is None:
+        known = ls.configs[directory] = _load_config(Path(directory))
+    config, problem = known
+    if problem is not None:
+        _report(ls, problem)
+    return config
 
 
-def _range(source: SourceFile, finding: Finding) -> lsp.Range:
-    span = finding.span
-    return lsp.Range(
-        start=_position(source, span.row, span.column), end=_position(source, span.end_row, span.end_column)
+def _load_config(directory: Path) -> tuple[Config, ConfigProblem | None]:
+    """The configuration, validated as the command line validates it; the defaults when it is invalid."""
+    found = None
+    try:
+        found = find_config_file(directory)
+        config = load_config(found) if found else Config(root=directory)
+        build_settings(config)  # the rule selectors
+    except ConfigError as error:
+        message = str(error)
+    except Exception as error:
+        message = f"invalid configuration in {found or directory}: {type(error).__name__}: {error}"
+    else:
+        return config, None
+    root = found.parent.resolve() if found is not None else directory
+    return Config(root=root), ConfigProblem(found, message)
+
+
+def _report(ls: NnlintServer, problem: ConfigProblem) -> None:
+    """Show a configuration problem once (until the configuration is reloaded), and mark the file."""
+    if problem.message in ls.reported:
+        return
+    ls.reported.add(problem.message)
+    ls.window_show_message(
+        lsp.ShowMessageParams(
+            type=lsp.MessageType.Error,
+            message=f"nnlint: {problem.message}; the default settings apply until it is fixed",
+        )
     )
+    if problem.path is None:
+        return
+    uri = from_fs_path(str(problem.path)) or problem.path.as_uri()
+    ls.config_uris.add(uri)
+    line = _problem_line(problem)
+    diagnostic = lsp.Diagnostic(
+        range=lsp.Range(start=lsp.Position(line=line, character=0), end=lsp.Position(line=line + 1, character=0)),
+        message=problem.message,
+        severity=lsp.DiagnosticSeverity.Error,
+        source="nnlint",
+    )
+    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[diagnostic]))
 
 
-def _diagnostic(source: SourceFile, finding: Finding) -> lsp.Diagnostic:
+def _problem_line(problem: ConfigProblem) -> int:
+    """The 0-based line of the config file the problem is about (TOML's line, or the quoted name's)."""
+    located = re.search(r"at line (\d+)", problem.message)
+    if located:
+        return int(located.group(1)) - 1
+    try:
+        lines = problem.path.read_text(encoding="utf-8").splitlines() if problem.path else []
+    except (OSError, UnicodeDecodeError):
+        return 0
+    for name in re.findall(r"'([^']+)'", problem.message):
+        for number, line in enumerate(lines):
+            if name in line:
+                return number
+    return 0
+
+
+def _reload(ls: NnlintServer) -> None:
+    """Forget the configurations and lint every open document again."""
+    ls.configs.clear()
+    ls.runs.clear()
+    ls.fix_all.clear()
+    ls.reported.clear()
+    stale, ls.config_uris = ls.config_uris, set()
+    for uri in list(ls.workspace.text_documents):
+        if _is_python(ls, uri):
+            _publish(ls, uri)
+    for uri in stale - ls.config_uris:
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+
+# --- diagnostics -----------------------------------------------------------------------------------
+
+
+def _severity(code: str) -> lsp.DiagnosticSeverity:
+    return lsp.DiagnosticSeverity.Error if severity_of(code) == "error" else lsp.DiagnosticSeverity.Warning
+
+
+def _diagnostic(linted: Linted, finding: Finding) -> lsp.Diagnostic:
     url = rule_url(finding.code)
     return lsp.Diagnostic(
-        range=_range(source, finding),
+        range=linted.range(finding),
         message=finding.message,
-        severity=lsp.DiagnosticSeverity.Warning,
+        severity=_severity(finding.code),
         code=finding.code,
         code_description=lsp.CodeDescription(href=url) if url else None,
         source="nnlint",
@@ -137,34 +369,82 @@ def _diagnostic(source: SourceFile, finding: Finding) -> lsp.Diagnostic:
     )
 
 
+def _diagnostics(linted: Linted) -> list[lsp.Diagnostic]:
+    if linted.error is not None:
+        start = lsp.Position(line=0, character=0)
+        return [
+            lsp.Diagnostic(
+                range=lsp.Range(start=start, end=start),
+                message=linted.error,
+                severity=_severity(PARSE_ERROR),
+                code=PARSE_ERROR,
+                source="nnlint",
+            )
+        ]
+    return [_diagnostic(linted, finding) for finding in linted.findings]
+
+
 def _publish(ls: NnlintServer, uri: str) -> None:
-    run = _lint(ls, uri)
-    source = next(iter(run.sources.values()))
-    diagnostics = [_diagnostic(source, finding) for finding in run.findings]
-    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+    linted = _lint(ls, uri)
+    ls.text_document_publish_diagnostics(
+        lsp.PublishDiagnosticsParams(uri=uri, diagnostics=_diagnostics(linted), version=linted.version)
+    )
 
 
 async def _publish_later(ls: NnlintServer, uri: str) -> None:
     await asyncio.sleep(DEBOUNCE_SECONDS)
     ls.pending.pop(uri, None)
-    _publish(ls, uri)
+    if uri in ls.workspace.text_documents:
+        _publish(ls, uri)
+
+
+# --- document and workspace notifications ----------------------------------------------------------
+
+
+@server.feature(lsp.INITIALIZED)
+def initialized(ls: NnlintServer, params: lsp.InitializedParams) -> None:
+    """Ask the client to watch the config files, when it can."""
+    watched = ls.client_capabilities.workspace and ls.client_capabilities.workspace.did_change_watched_files
+    if not (watched and watched.dynamic_registration):
+        return
+    watchers = [lsp.FileSystemWatcher(glob_pattern=f"**/{name}") for name in CONFIG_FILES]
+    registration = lsp.Registration(
+        id="nnlint-config-files",
+        method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=lsp.DidChangeWatchedFilesRegistrationOptions(watchers=watchers),
+    )
+    future = ls.client_register_capability(lsp.RegistrationParams(registrations=[registration]))
+    future.add_done_callback(lambda done: setattr(ls, "watching", done.exception() is None))
+
+
+@server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: NnlintServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+    if any(_is_config(change.uri) for change in params.changes):
+        _reload(ls)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: NnlintServer, params: lsp.DidOpenTextDocumentParams) -> None:
-    _publish(ls, params.text_document.uri)
+    if _is_python(ls, params.text_document.uri):
+        _publish(ls, params.text_document.uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: NnlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
-    _config_for.cache_clear()  # a saved pyproject.toml may have changed the configuration
-    ls.runs.pop(params.text_document.uri, None)
-    _publish(ls, params.text_document.uri)
+    uri = params.text_document.uri
+    if _is_config(uri) or (_is_python(ls, uri) and not ls.watching):
+        _reload(ls)  # without a file watcher, a save is when a changed configuration is noticed
+    elif _is_python(ls, uri):
+        ls.runs.pop(uri, None)  # other files may have changed what the project model knows
+        ls.fix_all.pop(uri, None)
+        _publish(ls, uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
 async def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
+    if not _is_python(ls, uri):
+        return
     previous = ls.pending.pop(uri, None)
     if previous is not None:
         previous.cancel()
@@ -174,100 +454,278 @@ async def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: NnlintServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.runs.pop(uri, None)
-    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+    for cache in (ls.runs, ls.fix_all, ls.renames):
+        cache.pop(uri, None)
+    pending = ls.pending.pop(uri, None)
+    if pending is not None:
+        pending.cancel()
+    if not _is_config(uri):
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
-def _text_edits(source: SourceFile, new_text: str) -> list[lsp.TextEdit]:
+# --- code actions ----------------------------------------------------------------------------------
+
+
+def _text_edits(linted: Linted, new_text: str) -> list[lsp.TextEdit]:
     from nnlint.fixes.apply import text_edits
 
+    source = linted.source
     edits = []
     for edit in text_edits(source, new_text):
         start, end = edit["location"], edit["end_location"]
-        edits.append(
-            lsp.TextEdit(
-                range=lsp.Range(
-                    start=_position(source, start["row"], start["column"] - 1),
-                    end=_position(source, end["row"], end["column"] - 1),
-                ),
-                new_text=edit["content"],
-            )
-        )
+        begin = source.offset(start["row"], start["column"] - 1)
+        finish = source.offset(end["row"], end["column"] - 1)
+        edits.append(lsp.TextEdit(range=linted.positions.range(begin, finish), new_text=edit["content"]))
     return edits
 
 
+def _workspace_edit(ls: NnlintServer, uri: str, linted: Linted, new_text: str | None) -> lsp.WorkspaceEdit:
+    """The edit to ``new_text``, for the version of the document it was computed for."""
+    edits = _text_edits(linted, new_text) if new_text is not None else []
+    edit_capabilities = ls.client_capabilities.workspace and ls.client_capabilities.workspace.workspace_edit
+    if not (edit_capabilities and edit_capabilities.document_changes):
+        return lsp.WorkspaceEdit(changes={uri: edits})
+    document = lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=linted.version)
+    return lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(text_document=document, edits=edits)])
+
+
 def _fixed_by(source: SourceFile, fixes: list[Fix]) -> str | None:
-    """The text with all of ``fixes`` applied, or None when they cannot all be."""
+    """The text with all of ``fixes`` applied, or None when they cannot all be (or it would not parse)."""
+    from nnlint.fixes.apply import reparse_problem
     from nnlint.fixes.transform import FixError, apply_fixes
 
     try:
         text, applied = apply_fixes(source.text, fixes)
     except FixError:
         return None
-    return text if len(applied) == len(fixes) else None
+    if len(applied) != len(fixes) or reparse_problem(text):
+        return None
+    return text
 
 
-def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:
-    return (a.start.line, a.start.character) <= (b.end.line, b.end.character) and (
-        b.start.line,
-        b.start.character,
-    ) <= (a.end.line, a.end.character)
+def _wanted(kind: str, only: list[str] | None) -> bool:
+    return not only or any(kind == wanted or kind.startswith(f"{wanted}.") for wanted in only)
+
+
+def _resolves(ls: NnlintServer, *properties: str) -> bool:
+    """Whether the client asks ``codeAction/resolve`` for these properties of an action."""
+    document = ls.client_capabilities.text_document
+    code_action = document and document.code_action
+    support = code_action and code_action.resolve_support
+    return bool(support and all(name in support.properties for name in properties))
 
 
 @server.feature(
     lsp.TEXT_DOCUMENT_CODE_ACTION,
-    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=False),
+    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=True),
 )
 def code_action(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     uri = params.text_document.uri
-    run = _lint(ls, uri)
-    source = next(iter(run.sources.values()))
-    wanted = params.context.only
+    if not _is_python(ls, uri):
+        return []
+    linted = _lint(ls, uri)
+    only = params.context.only
     actions: list[lsp.CodeAction] = []
-    if not wanted or any(kind.startswith(lsp.CodeActionKind.QuickFix) for kind in wanted):
-        actions.extend(_quick_fixes(uri, run, source, params.range, ls.renames.get(uri)))
-    if not wanted or any(FIX_ALL.startswith(kind) for kind in wanted):
-        fix_all = _fix_all(uri, run, source)
-        if fix_all is not None:
-            actions.append(fix_all)
-    return actions
-
-
-def _quick_fixes(
-    uri: str, run: LintRun, source: SourceFile, requested: lsp.Range, renames: RenamePlan | None = None
-) -> list[lsp.CodeAction]:
-    actions = []
-    for finding in run.findings:
-        if finding.fix is None or not _overlaps(_range(source, finding), requested):
-            continue
-        reads = [edit.fix for edit in renames.reads_of(finding) if edit.path == finding.path] if renames else []
-        fixed = _fixed_by(source, [*reads, finding.fix])
-        if fixed is None:
-            continue
-        unsafe = " (unsafe)" if finding.fix.applicability == "unsafe" else ""
-        actions.append(
-            lsp.CodeAction(
-                title=f"nnlint ({finding.code}): {finding.fix.message}{unsafe}",
-                kind=lsp.CodeActionKind.QuickFix,
-                diagnostics=[_diagnostic(source, finding)],
-                edit=lsp.WorkspaceEdit(changes={uri: _text_edits(source, fixed)}),
-                is_preferred=finding.fix.applicability == "safe",
-            )
+    if _wanted(lsp.CodeActionKind.QuickFix, only):
+        for finding in _targets(linted, params):
+            action = _quick_fix(ls, uri, linted, finding)
+            if action is not None:
+                actions.append(action)
+    if _wanted(FIX_ALL, only) and any(_is_safe(finding.fix) for finding in linted.findings):
+        action = lsp.CodeAction(
+            title="nnlint: fix all safely fixable issues", kind=FIX_ALL, data={"uri": uri, "version": linted.version}
         )
+        if _resolves(ls, "edit"):
+            actions.append(action)  # the edit comes in codeAction/resolve
+        elif _fix_all_text(ls, uri, linted) is not None:
+            actions.append(resolve_code_action(ls, action))
     return actions
 
 
-def _fix_all(uri: str, run: LintRun, source: SourceFile) -> lsp.CodeAction | None:
+def _is_safe(fix: Fix | None) -> bool:
+    return fix is not None and fix.applicability == "safe"
+
+
+def _targets(linted: Linted, params: lsp.CodeActionParams) -> list[Finding]:
+    """The fixable findings the request is about: its context's diagnostics (code and range), or under the range."""
+    wanted = {
+        (str(diagnostic.code), linted.positions.offsets(diagnostic.range))
+        for diagnostic in params.context.diagnostics
+        if diagnostic.source in (None, "nnlint")
+    }
+    start, end = linted.positions.offsets(params.range)
+    targets = []
+    for finding in linted.findings:
+        if finding.fix is None:
+            continue
+        span = linted.span(finding)
+        if (finding.code, span) in wanted or (span[0] <= end and start <= span[1]):
+            targets.append(finding)
+    return targets
+
+
+def _quick_fix(
+    ls: NnlintServer, uri: str, linted: Linted, finding: Finding, lazy: bool = True
+) -> lsp.CodeAction | None:
+    """The action that applies this finding's fix (and the rewrites of reads its renames need) only.
+
+    A fix that changes state_dict keys runs a command that records them once it is applied; the
+    edit and the command come in ``codeAction/resolve`` when the client resolves both (a command
+    in a listed action is misread by some clients), else at once.
+    """
+    assert finding.fix is not None
+    change = finding.fix.state_dict
+    records = change is not None and bool(change.renames or change.added)
+    title = f"nnlint ({finding.code}): {finding.fix.message}"
+    if finding.fix.applicability == "unsafe":
+        title += " (unsafe)"
+    if change is not None and change.renames:
+        title += " (renames state_dict keys)"
+    action = lsp.CodeAction(
+        title=title,
+        kind=lsp.CodeActionKind.QuickFix,
+        diagnostics=[_diagnostic(linted, finding)],
+        is_preferred=finding.fix.applicability == "safe",
+    )
+    if records and lazy and _resolves(ls, "edit", "command"):
+        start, end = linted.span(finding)
+        action.data = {"uri": uri, "version": linted.version, "code": finding.code, "start": start, "end": end}
+        return action
+    plan = ls.renames.get(uri)
+    reads = [edit.fix for edit in plan.reads_of(finding) if edit.path == finding.path] if plan else []
+    fixed = _fixed_by(linted.source, [*reads, finding.fix])
+    if fixed is None:
+        return None
+    action.edit = _workspace_edit(ls, uri, linted, fixed)
+    if records and change is not None:
+        action.command = _record_command(uri, finding.module_class or "", change)
+    return action
+
+
+def _resolve_quick_fix(ls: NnlintServer, action: lsp.CodeAction, uri: str, data: dict) -> lsp.CodeAction:
+    """Fill in a quick fix's edit and command; none when the document changed since it was listed."""
+    linted = _lint(ls, uri)
+    if linted.version != data.get("version"):
+        return action
+    wanted = (data.get("code"), (data.get("start"), data.get("end")))
+    for finding in linted.findings:
+        if finding.fix is not None and (finding.code, linted.span(finding)) == wanted:
+            resolved = _quick_fix(ls, uri, linted, finding, lazy=False)
+            if resolved is not None:
+                action.edit, action.command = resolved.edit, resolved.command
+            break
+    return action
+
+
+def _fix_all_text(ls: NnlintServer, uri: str, linted: Linted) -> str | None:
+    """The text with every safe fix applied (None: no change), computed once per document version."""
     from nnlint.fixes.apply import fix_run
 
-    outcomes = fix_run(run, unsafe=False)
-    if not outcomes or not outcomes[0].changed:
-        return None
-    return lsp.CodeAction(
-        title="nnlint: fix all safely fixable issues",
-        kind=FIX_ALL,
-        edit=lsp.WorkspaceEdit(changes={uri: _text_edits(source, outcomes[0].fixed_text)}),
+    cached = ls.fix_all.get(uri)
+    if cached is not None and cached[0] == linted.version and linted.version is not None:
+        return cached[1]
+    text = None
+    if linted.run is not None:
+        outcomes = fix_run(linted.run, unsafe=False)
+        if outcomes and outcomes[0].changed:
+            text = outcomes[0].fixed_text
+    ls.fix_all[uri] = (linted.version, text)
+    return text
+
+
+@server.feature(lsp.CODE_ACTION_RESOLVE)
+def resolve_code_action(ls: NnlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
+    """Fill in the fix-all edit (for the document's current version), or a quick fix's edit and command."""
+    data = action.data if isinstance(action.data, dict) else {}
+    uri = data.get("uri")
+    if not isinstance(uri, str) or not _is_python(ls, uri):
+        return action
+    if action.kind == lsp.CodeActionKind.QuickFix:
+        return _resolve_quick_fix(ls, action, uri, data)
+    if action.kind != FIX_ALL:
+        return action
+    linted = _lint(ls, uri)
+    action.edit = _workspace_edit(ls, uri, linted, _fix_all_text(ls, uri, linted))
+    action.data = {"uri": uri, "version": linted.version}
+    return action
+
+
+# --- recording state_dict renames ------------------------------------------------------------------
+
+
+def _record_command(uri: str, qualname: str, change: StateDictChange) -> lsp.Command:
+    """The command that records, once the edit is applied, what the fix does to the state_dict keys."""
+    described = {
+        "renames": [list(pair) for pair in change.renames],
+        "added": list(change.added),
+        "old_keys": list(change.old_keys),
+        "children": list(change.children),
+        "new_children": list(change.new_children),
+    }
+    return lsp.Command(
+        title="nnlint: record the state_dict renames",
+        command=RECORD_RENAMES,
+        arguments=[{"uri": uri, "changes": [[qualname, described]]}],
     )
+
+
+@server.command(RECORD_RENAMES)
+def record_renames(ls: NnlintServer, *arguments: Any) -> str | None:
+    """Merge the renames of an applied fix into ``nnlint-renames.json`` (as ``nnlint check --fix``)."""
+    written = None
+    for argument in arguments:
+        try:
+            uri, changes = _recorded(argument)
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            _show(ls, lsp.MessageType.Error, f"nnlint: {RECORD_RENAMES}: invalid arguments ({error})")
+            return None
+        written = _record(ls, uri, changes)
+        if written is None:
+            return None
+    return str(written) if written else None
+
+
+def _record(ls: NnlintServer, uri: str, changes: list[tuple[str, StateDictChange]]) -> Path | None:
+    """Record the changes of the fixed document in the renames file next to its configuration."""
+    from nnlint.fixes.renames import RENAMES_FILE, RenamesError, record
+
+    path = _path(uri)
+    root = _config_for(ls, str(Path(path).parent)).root
+    written = root / RENAMES_FILE
+    try:
+        relative = os.path.relpath(os.path.abspath(path), root)
+    except ValueError:
+        relative = path
+    try:
+        record(written, Path(relative).as_posix(), changes)
+    except (OSError, RenamesError) as error:
+        _show(ls, lsp.MessageType.Error, f"nnlint: cannot record the state_dict renames: {error}")
+        return None
+    renamed = sum(len(change.renames) for _, change in changes)
+    _show(ls, lsp.MessageType.Info, f"nnlint: recorded {renamed} state_dict renames in {written}")
+    return written
+
+
+def _recorded(argument: Any) -> tuple[str, list[tuple[str, StateDictChange]]]:
+    """The (uri, changes) a record command carries."""
+    uri = argument["uri"]
+    if not isinstance(uri, str):
+        raise TypeError("'uri' must be a string")
+    changes = []
+    for qualname, described in argument["changes"]:
+        change = StateDictChange(
+            renames=tuple((str(old), str(new)) for old, new in described["renames"]),
+            added=tuple(str(key) for key in described.get("added", ())),
+            old_keys=tuple(str(key) for key in described.get("old_keys", ())),
+            children=tuple(str(name) for name in described.get("children", ())),
+            new_children=tuple(str(name) for name in described.get("new_children", ())),
+        )
+        changes.append((str(qualname), change))
+    return uri, changes
+
+
+def _show(ls: NnlintServer, kind: lsp.MessageType, message: str) -> None:
+    ls.window_show_message(lsp.ShowMessageParams(type=kind, message=message))
 
 
 def start() -> None:
