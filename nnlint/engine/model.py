@@ -97,6 +97,14 @@ class ReplaceExpression:
 
 
 @dataclass(frozen=True)
+class ReplaceComment:
+    """Replace the comment at ``comment`` with ``code``; an empty ``code`` removes it (and a line it was alone on)."""
+
+    comment: Span
+    code: str
+
+
+@dataclass(frozen=True)
 class AddImport:
     """Add ``code`` (an import statement) after the module's top-level imports."""
 
@@ -111,6 +119,7 @@ Edit = (
     | InsertStatementAfter
     | RemoveStatement
     | ReplaceExpression
+    | ReplaceComment
     | AddImport
 )
 InsertEdit = InsertStatementBefore | InsertStatementAfter
@@ -124,6 +133,8 @@ def edit_span(edit: Edit) -> Span | None:
         return edit.statement
     if isinstance(edit, ReplaceExpression):
         return edit.expression
+    if isinstance(edit, ReplaceComment):
+        return edit.comment
     return None
 
 
@@ -171,6 +182,10 @@ class Fix:
     #: whether the fixed module must be deterministic in eval mode.
     keeps_modes: tuple[str, ...] = ("train", "eval")
     makes_eval_deterministic: bool = False
+    #: Attributes of the fixed class whose contents the fix registers (NN302/NN303: a plain list
+    #: wrapped in ``nn.ModuleList``): their keys appear in ``state_dict``, with the weights the old
+    #: objects held; every other key stays as it was (``--verify`` checks exactly that).
+    adds_state_of: tuple[str, ...] = ()
 
     def conflicts_with(self, other: Fix) -> bool:
         return any(edits_conflict(a, b) for a in self.edits for b in other.edits)

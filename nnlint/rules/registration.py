@@ -219,7 +219,7 @@ def _wrap_fix(site: ClassSite, container: PlainContainer, wrapper: str) -> Fix |
     edits: list[Edit] = [ReplaceExpression(site.file.span(value), f"{nn}.{wrapper}({_container_text(site, value)})")]
     if import_edit is not None:
         edits.append(import_edit)
-    return Fix("safe", f"Use `{nn}.{wrapper}`", tuple(edits))
+    return Fix("safe", f"Use `{nn}.{wrapper}`", tuple(edits), adds_state_of=(container.name,))
 
 
 class ModulesInPlainContainer(_UnregisteredContainer):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
+import re
 import sys
+import tempfile
+import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +19,10 @@ from typing import Any
 #: Keys a plain torch layer has: a class whose own keys are only these, with no
 #: submodules, cannot be told apart from such a layer by its keys alone.
 PLAIN_LAYER_KEYS = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
-STATE_DICT_HOLDERS = ("state_dict", "model_state_dict", "model", "module", "net")
+#: How deep state_dicts are looked for inside a checkpoint (Lightning nests them in callbacks).
+MAX_DEPTH = 8
+#: Keys and indices from the checkpoint's root to a state_dict.
+Location = tuple[Any, ...]
 
 
 class MigrationError(Exception):
@@ -34,50 +42,112 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise MigrationError("torch is not installed: pip install 'nnlint[torch]'") from None
+        from nnlint.install import missing_extra
+
+        raise MigrationError(missing_extra("torch", "migrate-checkpoint")) from None
     return torch
 
 
-def load_checkpoint(path: Path) -> tuple[Any, list[str]]:
-    """The loaded object and the path of keys leading to its state_dict."""
+def load_checkpoint(path: Path, trust: bool = False) -> Any:
+    """The loaded checkpoint: ``weights_only`` unless the user trusts the file."""
     torch = _torch()
+    problem = _not_a_checkpoint(path)
+    if problem:
+        raise MigrationError(problem)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise MigrationError(f"checkpoint not found: {path}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unpickler's notes on pickle protocols
+            return torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as error:
-        raise MigrationError(f"cannot load {path}: {str(error).splitlines()[0]}") from None
-    location = _state_dict_location(obj, torch)
-    if location is None:
-        raise MigrationError(f"{path} holds no state_dict (a mapping of names to tensors)")
-    return obj, location
+        raise MigrationError(_load_failure(path, error, trust)) from None
 
 
-def _state_dict_location(obj: Any, torch: Any) -> list[str] | None:
-    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return []
-    if isinstance(obj, Mapping):
-        for key in STATE_DICT_HOLDERS:
-            inner = obj.get(key)
-            if inner is not None:
-                found = _state_dict_location(inner, torch)
-                if found is not None:
-                    return [key, *found]
+def _not_a_checkpoint(path: Path) -> str | None:
+    """Why ``path`` cannot be a file ``torch.save`` wrote (a zip archive, or a pickle), if it cannot."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4)
+    except FileNotFoundError:
+        return f"checkpoint not found: {path}"
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror or error}"
+    if not head:
+        return f"cannot load {path}: the file is empty"
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        return f"cannot load {path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
     return None
 
 
-def _get(obj: Any, location: list[str]) -> Mapping[str, Any]:
-    for key in location:
-        obj = obj[key]
-    return obj
+def _load_failure(path: Path, error: Exception, trust: bool) -> str:
+    """One line: a Python object the weights-only loader refuses, or a broken file."""
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if refused and not trust:
+        return (
+            f"cannot load {path} with weights_only=True: it holds `{refused.group(1)}`, a Python object that a "
+            "weights-only load refuses; if you trust this file, pass --trust-checkpoint (a full load runs the "
+            "code the file names)"
+        )
+    reason = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines() or [type(error).__name__]
+    return f"cannot load {path}: not a PyTorch checkpoint or corrupt ({reason[0].strip() or type(error).__name__})"
 
 
-def _set(obj: Any, location: list[str], value: Any) -> Any:
+def find_state_dicts(obj: Any, torch: Any) -> list[tuple[Location, Mapping[str, Any]]]:
+    """Every module state_dict in the checkpoint, with its location (optimizer states skipped)."""
+    found: list[tuple[Location, Mapping[str, Any]]] = []
+
+    def walk(value: Any, location: Location) -> None:
+        if len(location) > MAX_DEPTH:
+            return
+        if _is_state_dict(value, torch):
+            found.append((location, value))
+        elif isinstance(value, Mapping) and not _is_optimizer_state(value):
+            for key, item in value.items():
+                walk(item, (*location, key))
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(item, (*location, index))
+
+    walk(obj, ())
+    return found
+
+
+def _is_state_dict(value: Any, torch: Any) -> bool:
+    """Names to tensors (and ``_extra_state`` entries), at least one tensor."""
+    if not isinstance(value, Mapping) or not value:
+        return False
+    tensors = 0
+    for key, item in value.items():
+        if not isinstance(key, str):
+            return False
+        if isinstance(item, torch.Tensor):
+            tensors += 1
+        elif not key.endswith("_extra_state"):
+            return False
+    return tensors > 0
+
+
+def _is_optimizer_state(value: Mapping) -> bool:
+    """``optimizer.state_dict()``: per-parameter state, not a module's weights."""
+    return "state" in value and "param_groups" in value
+
+
+def describe_location(location: Location) -> str:
+    """``checkpoint['model']['ema']``; ``checkpoint`` for a bare state_dict."""
+    return "checkpoint" + "".join(f"[{key!r}]" for key in location)
+
+
+def _replace(obj: Any, location: Location, value: Any) -> Any:
+    """``obj`` with the item at ``location`` replaced (containers changed in place, tuples rebuilt)."""
     if not location:
         return value
-    copy = dict(obj)
-    copy[location[0]] = _set(obj[location[0]], location[1:], value)
-    return copy
+    key, rest = location[0], location[1:]
+    if isinstance(obj, tuple):
+        items = list(obj)
+        items[key] = _replace(obj[key], rest, value)
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    obj[key] = _replace(obj[key], rest, value)
+    return obj
 
 
 def plan_by_keys(keys: list[str], classes: dict[str, dict]) -> Migration:
@@ -165,23 +235,118 @@ def _entry_for(cls: type, classes: dict[str, dict], root: Path) -> tuple[dict | 
     return None, qualname
 
 
-def migrate(old: Path, new: Path, classes: dict[str, dict], root: Path, model_spec: str | None) -> Migration:
-    """Convert ``old`` into ``new``; raises :class:`MigrationError` with a one-line reason."""
+@dataclass
+class Converted:
+    """One state_dict of the checkpoint that was converted."""
+
+    location: Location
+    migration: Migration
+    renamed: int  # keys of this state_dict that were renamed
+
+
+def migrate(
+    old: Path, new: Path, classes: dict[str, dict], root: Path, model_spec: str | None, trust: bool = False
+) -> list[Converted]:
+    """Convert every state_dict of ``old`` that holds fixed classes, save the result to ``new``.
+
+    Raises :class:`MigrationError` with a one-line reason, and writes nothing, when the checkpoint
+    cannot be read, holds no state_dict, or holds one whose keys look renamed but cannot be converted.
+    """
     torch = _torch()
-    obj, location = load_checkpoint(old)
-    state = _get(obj, location)
+    obj = load_checkpoint(old, trust)
+    found = find_state_dicts(obj, torch)
+    if not found:
+        raise MigrationError(f"{old} holds no state_dict (a mapping of names to tensors)")
     model = load_model(model_spec) if model_spec else None
-    migration = plan_by_model(model, classes, root) if model is not None else plan_by_keys(list(state), classes)
-    converted: dict[str, Any] = {}
+    by_model = plan_by_model(model, classes, root) if model is not None else None
+    converted: list[Converted] = []
+    for location, state in found:
+        where = "" if len(found) == 1 else f"{describe_location(location)}: "
+        try:
+            migration = by_model or plan_by_keys(list(state), classes)
+        except MigrationError as error:
+            raise MigrationError(f"{where}{error}") from None
+        _refuse_leftovers(state, migration, classes, where, model is not None)
+        renamed = sum(1 for key in state if key in migration.mapping)
+        if not renamed:
+            continue
+        result = _convert(state, migration, torch)
+        if model is not None:
+            _check_fits(model, result, where)
+        obj = _replace(obj, location, result)
+        converted.append(Converted(location, migration, renamed))
+    if converted:
+        _save_atomically(obj, new, torch)
+    return converted
+
+
+def _refuse_leftovers(
+    state: Mapping[str, Any], migration: Migration, classes: dict[str, dict], where: str, with_model: bool
+) -> None:
+    """A key with the old name of a renamed tensor that the plan leaves as it is: refuse to guess."""
+    for key in state:
+        if key in migration.mapping:
+            continue
+        for qualname, entry in sorted(classes.items()):
+            for old_name in entry.get("renames", {}):
+                if old_name in PLAIN_LAYER_KEYS or not (key == old_name or key.endswith(f".{old_name}")):
+                    continue
+                prefix = key[: -len(old_name)].rstrip(".") or "(root)"
+                how = (
+                    "the model passed with --model has no such class there"
+                    if with_model
+                    else "the keys there do not fit the class exactly: pass --model"
+                )
+                raise MigrationError(
+                    f"{where}`{key}` is the old name of a tensor of {qualname} that the fixes renamed, but it "
+                    f"would be left unconverted at '{prefix}' ({how}); nothing written"
+                )
+
+
+def _convert(state: Mapping[str, Any], migration: Migration, torch: Any) -> dict[str, Any]:
+    """The renamed state_dict (same mapping type, ``_metadata`` kept), with the keys the fixes add."""
+    converted: dict[str, Any] = type(state)() if type(state) in (dict, OrderedDict) else {}
     for key, value in state.items():
         converted[migration.mapping.get(key, key)] = value
     for key in migration.added:
         if key not in converted and key.endswith("num_batches_tracked"):
             converted[key] = torch.tensor(0, dtype=torch.long)
-    if model is not None:
-        result = model.load_state_dict(converted, strict=False)
-        problems = [*result.missing_keys, *result.unexpected_keys]
-        if problems:
-            raise MigrationError(f"the migrated state_dict does not fit the model: {', '.join(problems[:5])}")
-    torch.save(_set(obj, location, converted), new)
-    return migration
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        converted._metadata = metadata  # type: ignore[attr-defined]
+    return converted
+
+
+def _check_fits(model: Any, state: dict[str, Any], where: str) -> None:
+    result = model.load_state_dict(state, strict=False)
+    problems = [*result.missing_keys, *result.unexpected_keys]
+    if problems:
+        raise MigrationError(f"{where}the migrated state_dict does not fit the model: {', '.join(problems[:5])}")
+
+
+def _save_atomically(obj: Any, new: Path, torch: Any) -> None:
+    """Write ``new`` whole or not at all (a temporary file in its directory, then a rename)."""
+    directory = new.resolve().parent
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".nnlint-", suffix=".pt", dir=str(directory))
+    except OSError as error:
+        raise MigrationError(f"cannot write {new}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+        os.chmod(temporary, _mode_for(new))
+        os.replace(temporary, new)
+    except Exception as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise MigrationError(f"cannot write {new}: {getattr(error, 'strerror', None) or error}") from None
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions of the file being replaced, else what the umask gives a new file."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 import types
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nnlint.engine.model import Finding, Span
+from nnlint.output.paths import display_path
 from nnlint.runtime.models import RuntimeProblem, candidate_inputs, run, tensors_of
 
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
@@ -64,6 +67,16 @@ RANDOM_FUNCTIONS = frozenset(
         "log_normal_",
         "geometric_",
         "dropout",
+        "dropout_",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alpha_dropout",
+        "alpha_dropout_",
+        "feature_dropout",
+        "feature_dropout_",
+        "feature_alpha_dropout",
+        "feature_alpha_dropout_",
         "rrelu",
         "rrelu_",
         "scaled_dot_product_attention",
@@ -80,6 +93,8 @@ class Site:
     column: int
     end_column: int
     owner: nn.Module | None
+    #: the innermost module whose code made the call (a torch layer such as ``nn.Dropout`` too)
+    actor: nn.Module | None = None
 
 
 @dataclass
@@ -101,20 +116,26 @@ class Recorder:
 
 def _user_site(frame: types.FrameType | None) -> tuple[Site | None, bool]:
     """The first frame outside torch and nnlint, and whether it called the function directly
-    (rather than through a torch layer such as ``nn.Dropout``)."""
+    (rather than through a torch layer such as ``nn.Dropout``); the site's ``actor`` is the
+    innermost module on the way there."""
     direct = True
+    actor = None
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename.startswith(TORCH_DIR):
-            direct = direct and filename.startswith(FUNCTIONAL_FILES)
-            frame = frame.f_back
-            continue
         if filename.startswith(NNLINT_DIR):
             frame = frame.f_back
             continue
-        owner = frame.f_locals.get("self")
+        in_torch = filename.startswith(TORCH_DIR)
+        this = frame.f_locals.get("self") if actor is None or not in_torch else None
+        if actor is None and isinstance(this, nn.Module):
+            actor = this
+        if in_torch:
+            direct = direct and filename.startswith(FUNCTIONAL_FILES)
+            frame = frame.f_back
+            continue
+        owner = this if isinstance(this, nn.Module) else None
         row, column, end_column = _position(frame)
-        return Site(filename, row, column, end_column, owner if isinstance(owner, nn.Module) else None), direct
+        return Site(filename, row, column, end_column, owner, actor), direct
     return None, False
 
 
@@ -149,18 +170,77 @@ def _tensors(value: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(item)
 
 
+class CapturedWarnings:
+    """The warnings raised while nnlint runs the user's model, each shown once at the user's line.
+
+    A warning torch raises inside a call the mode intercepts points at nnlint's own frame (its
+    ``stacklevel`` counts from the call): it is moved to the user code that made the call.
+    """
+
+    #: what Python does not show by default either
+    HIDDEN = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+    def __init__(self) -> None:
+        self._context = warnings.catch_warnings(record=True)
+        self.log: list[warnings.WarningMessage] = []
+        self.sites: dict[int, Site] = {}  # index in log -> the user code that made the torch call
+
+    def __enter__(self) -> CapturedWarnings:
+        self.log = self._context.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._context.__exit__(*exc)
+
+    def attribute(self, start: int, frame: types.FrameType | None) -> None:
+        """The warnings logged from ``start`` on were raised inside the torch call ``frame`` made."""
+        site = None
+        for index in range(start, len(self.log)):
+            if site is None:
+                site, _ = _user_site(frame)
+                if site is None:
+                    return
+            self.sites[index] = site
+
+    def notes(self) -> list[str]:
+        """``path:row: Category: message``, once each, none pointing into nnlint."""
+        notes: list[str] = []
+        for index, warning in enumerate(self.log):
+            if issubclass(warning.category, self.HIDDEN):
+                continue
+            path, row = warning.filename, warning.lineno
+            site = self.sites.get(index)
+            if site is not None and path.startswith((NNLINT_DIR, TORCH_DIR)):
+                path, row = site.path, site.row
+            elif path.startswith(NNLINT_DIR):
+                continue
+            text = str(warning.message).strip().splitlines() or [""]
+            note = f"{display_path(path)}:{row}: {warning.category.__name__}: {text[0]}"
+            if note not in notes:
+                notes.append(note)
+        return notes
+
+
 class InspectingMode(TorchFunctionMode):
     """Sees every torch call the model makes."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, captured: CapturedWarnings | None = None) -> None:
         super().__init__()
         self.recorder = recorder
+        self.captured = captured
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         with contextlib.suppress(Exception):  # inspection must never break the model's run
             self._inspect(func, args, kwargs)
-        return func(*args, **kwargs)
+        if self.captured is None:
+            return func(*args, **kwargs)
+        start = len(self.captured.log)
+        result = func(*args, **kwargs)
+        if len(self.captured.log) > start:
+            self.captured.attribute(start, sys._getframe(1))
+        return result
 
     def _inspect(self, func: Any, args: tuple, kwargs: dict) -> None:
         recorder = self.recorder
@@ -170,8 +250,8 @@ class InspectingMode(TorchFunctionMode):
         mode_training = site.owner.training if site.owner is not None else recorder.root_training
         owner = f"`{type(site.owner).__name__}`" if site.owner is not None else "the model"
         name = getattr(func, "__name__", "")
-        if not mode_training and name in RANDOM_FUNCTIONS:
-            recorder.random_sites.append((name, site))
+        if not recorder.root_training and name in RANDOM_FUNCTIONS and _is_random(func, name, args, kwargs):
+            recorder.random_sites.append((name, site))  # its module may be training: not registered
         if direct and func in DROPOUTS:
             flag, position, default, p_name, p_position = DROPOUTS[func]
             training = _argument(args, kwargs, flag, position, default)
@@ -209,6 +289,18 @@ class InspectingMode(TorchFunctionMode):
                     site,
                     key=("NN304", id(module), attribute),
                 )
+
+
+def _is_random(func: Any, name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether this call draws random numbers (a dropout with ``training=False`` or ``p=0`` does not)."""
+    if name == "scaled_dot_product_attention":
+        return bool(_argument(args, kwargs, "dropout_p", 4, 0.0))
+    if name.startswith("rrelu"):
+        return bool(_argument(args, kwargs, "training", 3, False))
+    if "dropout" in name:  # F.dropout*(input, p, training), torch.*dropout*(input, p, train)
+        flag = "training" if "training" in kwargs else "train"
+        return bool(_argument(args, kwargs, flag, 2, True)) and _argument(args, kwargs, "p", 1, 0.5) != 0
+    return True
 
 
 def plain_tensor_attributes(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
@@ -252,40 +344,74 @@ class ConstructionTracker:
         nn.Module.__init__ = self.original  # type: ignore[method-assign]
 
 
-def inspect_run(model: nn.Module, arguments: tuple, train: bool, seed: int, recorder: Recorder) -> Any:
-    with ConstructionTracker(recorder), InspectingMode(recorder):
-        return run(model, arguments, train, seed)
+def inspect_run(
+    model: nn.Module,
+    arguments: tuple,
+    train: bool,
+    seed: int,
+    recorder: Recorder,
+    captured: CapturedWarnings | None = None,
+) -> Any:
+    """One run under the mode; an exception of the model's is a :class:`RuntimeProblem` naming its line."""
+    try:
+        with ConstructionTracker(recorder), InspectingMode(recorder, captured):
+            return run(model, arguments, train, seed)
+    except Exception as error:
+        raise model_failure(error, "train" if train else None) from None
 
 
-def find_input(model: nn.Module, configured: tuple | None) -> tuple:
+def model_failure(error: BaseException, mode: str | None = None) -> RuntimeProblem:
+    """``file.py:12: Net.forward raised RuntimeError: ...``: the deepest frame of the user's code."""
+    frames = [(frame, row) for frame, row in traceback.walk_tb(error.__traceback__)]
+    user = [(f, row) for f, row in frames if not f.f_code.co_filename.startswith((TORCH_DIR, NNLINT_DIR))]
+    real = [(f, row) for f, row in user if not f.f_code.co_filename.startswith("<")]
+    lines = str(error).strip().splitlines()
+    detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    during = f" (in {mode} mode)" if mode else ""
+    if not (real or user):
+        return RuntimeProblem(f"the model raised {detail}{during}")
+    frame, row = (real or user)[-1]
+    code = frame.f_code
+    where = f"{display_path(code.co_filename)}:{row}: {getattr(code, 'co_qualname', code.co_name)}"
+    return RuntimeProblem(f"{where} raised {detail}{during}")
+
+
+def find_input(model: nn.Module, configured: tuple | None, captured: CapturedWarnings | None = None) -> tuple:
+    """The configured input, or the first candidate the model accepts (the warnings of the
+    candidates it rejects are forgotten)."""
     if configured is not None:
         return configured
     for arguments in candidate_inputs(model):
+        start = len(captured.log) if captured is not None else 0
         try:
             run(model, arguments, train=False, seed=0)
         except Exception:
+            if captured is not None:
+                del captured.log[start:]
             continue
         return arguments
     raise RuntimeProblem("no example input found: pass --input")
 
 
-def runtime_lint(model: nn.Module, arguments: tuple, class_path: str, class_row: int) -> list[Finding]:
-    """Run ``model`` in eval and train mode; findings mapped to source lines."""
+def runtime_lint(
+    model: nn.Module, arguments: tuple, class_path: str, class_row: int, captured: CapturedWarnings | None = None
+) -> list[Finding]:
+    """Run ``model`` in eval and train mode; findings mapped to source lines.
+
+    An exception the model raises is a :class:`RuntimeProblem` naming the user's line.
+    """
     plain = plain_tensor_attributes(model)
     eval_recorder = Recorder(False, plain)
-    first = inspect_run(model, arguments, False, 1, eval_recorder)
-    second = inspect_run(model, arguments, False, 2, Recorder(False, plain))
+    first = inspect_run(model, arguments, False, 1, eval_recorder, captured)
+    second = inspect_run(model, arguments, False, 2, Recorder(False, plain), captured)
     train_recorder = Recorder(True, plain)
-    try:
-        inspect_run(model, arguments, True, 3, train_recorder)
-    except Exception as error:
-        raise RuntimeProblem(f"the model fails in train mode: {type(error).__name__}: {error}") from None
+    inspect_run(model, arguments, True, 3, train_recorder, captured)
     model.eval()
     findings = {**train_recorder.findings, **eval_recorder.findings}
     varies = _difference(first, second)
     explained = any(code in ("NN101", "NN104", "NN301") for code, *_ in eval_recorder.findings)
     if varies is not None and not explained:
-        findings.update(_nondeterminism(eval_recorder, varies, class_path, class_row))
+        findings.update(_nondeterminism(eval_recorder, varies, class_path, class_row, model))
     return sorted(findings.values(), key=Finding.sort_key)
 
 
@@ -299,15 +425,59 @@ def _difference(first: Any, second: Any) -> float | None:
     return worst
 
 
-def _nondeterminism(recorder: Recorder, varies: float, class_path: str, class_row: int) -> dict:
+def _nondeterminism(recorder: Recorder, varies: float, class_path: str, class_row: int, model: nn.Module) -> dict:
+    """NN105 at the first random call (one whose module ``.eval()`` did not reach first), naming them."""
     sources = []
+    where = None
     for name, site in recorder.random_sites:
-        label = f"`{name}` at {os.path.relpath(site.path)}:{site.row}"
+        why = _left_training(site.actor, model)
+        label = f"`{name}` at {display_path(site.path)}:{site.row}" + (f" ({why})" if why else "")
         if label not in sources:
             sources.append(label)
-    where = recorder.random_sites[0][1] if recorder.random_sites else Site(class_path, class_row, 0, 1, None)
+        if where is None or (why and where[1] is None):
+            where = (site, why)
     cause = f"; random calls in eval: {', '.join(sources[:5])}" if sources else ""
     message = f"eval-mode output varies between two runs (max |diff| {varies:.3g}){cause}"
     result = Recorder(False, {})
-    result.report("NN105", message, where)
+    result.report("NN105", message, where[0] if where else Site(class_path, class_row, 0, 1, None))
     return result.findings
+
+
+#: attributes every nn.Module has (its registries and hooks), not the user's containers
+MODULE_INTERNALS = frozenset(vars(nn.Module()))
+CONTAINER_FIXES = {"list": "nn.ModuleList", "tuple": "nn.ModuleList", "dict": "nn.ModuleDict"}
+
+
+def _left_training(actor: nn.Module | None, model: nn.Module) -> str | None:
+    """Why the module that made a random call was in training mode while the model was in eval."""
+    if actor is None or not actor.training:
+        return None
+    name = f"`{type(actor).__name__}`"
+    holder = _plain_holder(model, actor)
+    if holder is None:
+        return f"{name} was in training mode during eval"
+    attribute, kind = holder
+    return (
+        f"{name} stays in training mode: it is reached through `{attribute}`, a plain {kind} that `.eval()` "
+        f"does not reach; use `{CONTAINER_FIXES[kind]}`"
+    )
+
+
+def _plain_holder(model: nn.Module, target: nn.Module) -> tuple[str, str] | None:
+    """``("Net.blocks", "list")``: the plain container attribute through which ``target`` is held."""
+    for module in model.modules():
+        for attribute, value in vars(module).items():
+            if attribute not in MODULE_INTERNALS and isinstance(value, (list, tuple, dict)) and _holds(value, target):
+                kind = "dict" if isinstance(value, dict) else "tuple" if isinstance(value, tuple) else "list"
+                return f"{type(module).__name__}.{attribute}", kind
+    return None
+
+
+def _holds(container: Any, target: nn.Module, depth: int = 3) -> bool:
+    items = container.values() if isinstance(container, dict) else container
+    for item in items:
+        if isinstance(item, nn.Module) and any(module is target for module in item.modules()):
+            return True
+        if depth and isinstance(item, (list, tuple, dict)) and _holds(item, target, depth - 1):
+            return True
+    return False

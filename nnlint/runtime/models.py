@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -42,6 +44,95 @@ def import_text(module: str, is_package: bool, path: str, text: str, suffix: str
     except Exception as error:
         raise RuntimeProblem(f"cannot import the fixed {module}: {type(error).__name__}: {error}") from None
     return loaded
+
+
+class _FixedSources(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the fixed text of the other files a run fixes, under their own module names."""
+
+    def __init__(self, sources: dict[str, dict]) -> None:
+        self.sources = sources  # module name -> {"path", "is_package", "fixed_text"}
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        source = self.sources.get(name)
+        if source is None:
+            return None
+        locations = [str(Path(source["path"]).parent)] if source["is_package"] else None
+        return importlib.util.spec_from_file_location(
+            name, source["path"], loader=self, submodule_search_locations=locations
+        )
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        source = self.sources[module.__name__]
+        exec(compile(source["fixed_text"], source["path"], "exec"), module.__dict__)
+
+
+def import_fixed(
+    module: str, is_package: bool, path: str, text: str, others: dict[str, dict]
+) -> tuple[types.ModuleType, dict[str, types.ModuleType]]:
+    """The fixed ``text`` (see :func:`import_text`) importing the fixed text of ``others`` (the other
+    files the run fixes, by module name) where it imports them at import time; the originals stay
+    what ``sys.modules`` holds. Returns the fixed module and the other fixed modules it loaded."""
+    others = {name: source for name, source in others.items() if name != module}
+    hidden = {name: sys.modules.pop(name) for name in others if name in sys.modules}
+    attributes = _hide_from_parents(others)
+    finder = _FixedSources(others)
+    sys.meta_path.insert(0, finder)
+    try:
+        fixed = import_text(module, is_package, path, text, "__nnlint_fixed")
+    finally:
+        sys.meta_path.remove(finder)
+        loaded = {name: sys.modules.pop(name) for name in others if name in sys.modules}
+        sys.modules.update(hidden)
+        _restore_parents(others, attributes)
+    return fixed, loaded
+
+
+_MISSING = object()
+
+
+def _hide_from_parents(names: dict[str, dict]) -> dict[str, Any]:
+    """``from pkg import a`` reads ``pkg.a`` before importing: hide the original there too."""
+    saved = {}
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent) if parent else None
+        if package is not None:
+            saved[name] = vars(package).pop(child, _MISSING)
+    return saved
+
+
+def _restore_parents(names: dict[str, dict], saved: dict[str, Any]) -> None:
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent) if parent else None
+        if package is None:
+            continue
+        vars(package).pop(child, None)
+        if saved.get(name, _MISSING) is not _MISSING:
+            setattr(package, child, saved[name])
+
+
+def classes_of(module: types.ModuleType) -> Iterator[type]:
+    """The classes defined in ``module``, nested ones too."""
+    name = module.__name__
+    pending = [value for value in vars(module).values() if isinstance(value, type) and value.__module__ == name]
+    seen: set[int] = set()
+    while pending:
+        cls = pending.pop()
+        if id(cls) in seen:
+            continue
+        seen.add(id(cls))
+        yield cls
+        pending.extend(
+            value
+            for value in vars(cls).values()
+            if isinstance(value, type)
+            and value.__module__ == name
+            and value.__qualname__.startswith(f"{cls.__qualname__}.")
+        )
 
 
 def find_class(module: types.ModuleType, qualname: str) -> type:

@@ -50,6 +50,8 @@ class ClassCheck:
     renames: dict[str, str] = field(default_factory=dict)
     added: list[str] = field(default_factory=list)
     new_children: list[str] = field(default_factory=list)
+    #: attributes whose plain containers the fixes register (their keys are new, their weights carried)
+    adds_state_of: list[str] = field(default_factory=list)
     keeps_modes: list[str] = field(default_factory=lambda: ["eval", "train"])
     eval_deterministic: bool = False
     structural: bool = False
@@ -60,7 +62,9 @@ def resolve_device(option: str) -> str:
     try:
         import torch
     except ImportError:
-        raise VerifyError("--verify needs torch: pip install 'nnlint[torch]'") from None
+        from nnlint.install import missing_extra
+
+        raise VerifyError(missing_extra("torch", "--verify")) from None
     available = torch.cuda.is_available()
     if option == "cuda" and not available:
         raise VerifyError("--device cuda: CUDA is not available on this machine")
@@ -94,6 +98,7 @@ def plan_checks(path: str, module: str, applied: list[Finding], config: Config) 
         check.keeps_modes = sorted(set(check.keeps_modes) & set(fix.keeps_modes))
         check.eval_deterministic |= fix.makes_eval_deterministic
         check.structural |= finding.code.startswith(STRUCTURAL_PREFIX)
+        check.adds_state_of.extend(name for name in fix.adds_state_of if name not in check.adds_state_of)
         if fix.state_dict is not None:
             check.renames.update(dict(fix.state_dict.renames))
             check.added.extend(fix.state_dict.added)
@@ -101,11 +106,39 @@ def plan_checks(path: str, module: str, applied: list[Finding], config: Config) 
     return list(checks.values())
 
 
+#: Another file the run fixes: its path, its fixed text, and its classes' checks.
+OtherFix = tuple[str, str, list[ClassCheck]]
+
+
 def verify_file(
-    path: str, fixed_text: str, checks: list[ClassCheck], device: str, timeout: float
+    path: str,
+    fixed_text: str,
+    checks: list[ClassCheck],
+    device: str,
+    timeout: float,
+    others: list[OtherFix] | None = None,
 ) -> list[Verification]:
-    """Run the worker for one file's classes."""
+    """Run the worker for one file's classes.
+
+    ``others``: the other files the run fixes. The fixed text imports their fixed text (the fixes
+    are checked together), and instances of their fixed classes nested in this file's classes
+    change their keys as those fixes say.
+    """
     module, is_package, root = module_name(Path(os.path.abspath(path)))
+    sources, related = [], []
+    for other_path, other_text, other_checks in others or []:
+        other, other_is_package, other_root = module_name(Path(os.path.abspath(other_path)))
+        if other_root != root or other == module:
+            continue  # another source root: the worker could not import it under that name
+        sources.append(
+            {
+                "module": other,
+                "is_package": other_is_package,
+                "path": os.path.abspath(other_path),
+                "fixed_text": other_text,
+            }
+        )
+        related.extend({"module": other, **asdict(check)} for check in other_checks)
     job = {
         "path": os.path.abspath(path),
         "module": module,
@@ -114,6 +147,8 @@ def verify_file(
         "fixed_text": fixed_text,
         "device": device,
         "classes": [asdict(check) for check in checks],
+        "others": sources,
+        "related": related,
     }
     skipped = [Verification(check.target, "skipped", device) for check in checks]
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 #: (atol, rtol) per device; TF32 is turned off on CUDA for the comparison
@@ -32,21 +33,39 @@ def _result(check: dict, status: str, reason: str | None, diff: float | None = N
 def verify_file(job: dict) -> list[dict]:
     import torch
 
-    from nnlint.runtime.models import RuntimeProblem, import_original, import_text
+    from nnlint.runtime.models import RuntimeProblem, import_fixed, import_original
 
     device = job["device"]
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    others = {other["module"]: other for other in job.get("others", [])}
     try:
         original = import_original(job["module"], job["source_root"])
-        fixed = import_text(job["module"], job["is_package"], job["path"], job["fixed_text"], "__nnlint_fixed")
+        fixed, loaded = import_fixed(job["module"], job["is_package"], job["path"], job["fixed_text"], others)
     except RuntimeProblem as problem:
         return [_result(check, "skipped", str(problem)) for check in job["classes"]]
-    return [verify_class(check, original, fixed, device) for check in job["classes"]]
+    related = _fixed_classes({job["module"]: fixed, **loaded}, [*job["classes"], *job.get("related", [])], job)
+    return [verify_class(check, original, fixed, device, related) for check in job["classes"]]
 
 
-def verify_class(check: dict, original: Any, fixed: Any, device: str) -> dict:
+def _fixed_classes(modules: dict[str, Any], checks: list[dict], job: dict) -> dict[int, dict]:
+    """What the run's fixes change in each fixed class, by the identity of the class object (the
+    fixed text's classes; the original ones are other objects)."""
+    from nnlint.runtime.models import classes_of
+
+    by_name = {(check.get("module", job["module"]), check["qualname"]): check for check in checks}
+    return {
+        id(cls): by_name[(name, cls.__qualname__)]
+        for name, module in modules.items()
+        for cls in classes_of(module)
+        if (name, cls.__qualname__) in by_name
+    }
+
+
+def verify_class(check: dict, original: Any, fixed: Any, device: str, related: dict[int, dict] | None = None) -> dict:
+    """Verify one class; ``related``: what the run's fixes change in every fixed class, by the id of
+    the fixed class object (instances nested in this one change their keys too)."""
     import torch
 
     from nnlint.runtime.models import RuntimeProblem, build, configured_input, example_input, find_class
@@ -57,7 +76,7 @@ def verify_class(check: dict, original: Any, fixed: Any, device: str) -> dict:
         new = build(new_class, fixed, check.get("init"))
     except RuntimeProblem as problem:
         return _result(check, "skipped", str(problem))
-    problem = _carry_weights(old, new, check)
+    problem = _carry_weights(old, new, related if related is not None else {id(new_class): check})
     if problem:
         return _result(check, "failed", problem)
     old.to(device)
@@ -74,31 +93,108 @@ def verify_class(check: dict, original: Any, fixed: Any, device: str) -> dict:
         return _result(check, "failed", f"running the models failed: {type(error).__name__}: {error}")
 
 
-def _carry_weights(old: Any, new: Any, check: dict) -> str | None:
-    """Load the old weights into the new module through the renames; None when it fits.
+@dataclass
+class Contract:
+    """What the fixes promise about the state_dict of the whole fixed module (keys relative to it)."""
 
-    Submodules a fix adds (``new_children``) must be registered; their keys are new.
+    renames: dict[str, str] = field(default_factory=dict)
+    added: list[str] = field(default_factory=list)
+    #: submodules a fix adds, all of whose keys are new
+    fresh: list[str] = field(default_factory=list)
+
+
+def _contract(old: Any, new: Any, related: dict[int, dict]) -> Contract | str:
+    """The renames, added keys and new submodules of the fixed class and of every instance of a class
+    fixed in the same run nested in it (under its prefix); registers in ``old`` the plain containers
+    that NN302/NN303 fixes register, as the fix will. A string: why the old module cannot mirror it."""
+    contract = Contract()
+    pending = [("", old, new)]
+    seen: set[int] = set()
+    while pending:
+        prefix, old_module, new_module = pending.pop(0)
+        if id(old_module) in seen:
+            continue
+        seen.add(id(old_module))
+        for entry in _entries(new_module, related):
+            contract.renames.update({prefix + a: prefix + b for a, b in entry.get("renames", {}).items()})
+            contract.added.extend(prefix + key for key in entry.get("added", []))
+            contract.fresh.extend(prefix + name for name in entry.get("new_children", []))
+            for attribute in entry.get("adds_state_of", []):
+                problem = _register_plain(old_module, attribute)
+                if problem:
+                    return f"{type(old_module).__name__}.{attribute}: {problem}"
+        new_children = getattr(new_module, "_modules", {}) if new_module is not None else {}
+        for name, child in old_module._modules.items():
+            if child is not None:
+                pending.append((f"{prefix}{name}.", child, new_children.get(name)))
+    return contract
+
+
+def _entries(module: Any, related: dict[int, dict]) -> list[dict]:
+    """What the fixes change in the classes ``module`` is an instance of, most derived first."""
+    return [related[id(cls)] for cls in type(module).__mro__ if id(cls) in related]
+
+
+def _register_plain(module: Any, attribute: str) -> str | None:
+    """Register the plain list/dict ``module.<attribute>`` (the same objects) as the fix will.
+
+    The plain container stays the attribute ``forward`` reads; the registered wrapper makes its
+    contents appear in ``state_dict``/``parameters()`` and follow ``.to()``/``.train()``.
+    """
+    from torch import nn
+
+    value = vars(module).get(attribute)
+    if value is None or attribute in module._modules:
+        return None  # not set on this instance, or registered already
+    if not isinstance(value, (list, tuple, dict)):
+        return f"not a plain list or dict ({type(value).__name__})"
+    items = list(value.values()) if isinstance(value, dict) else list(value)
+    modules = all(isinstance(item, nn.Module) for item in items)
+    if not modules and not all(isinstance(item, nn.Parameter) for item in items):
+        return "holds neither only modules nor only parameters"
+    wrapper = {
+        (True, False): nn.ModuleList,
+        (True, True): nn.ModuleDict,
+        (False, False): nn.ParameterList,
+        (False, True): nn.ParameterDict,
+    }[(modules, isinstance(value, dict))]
+    try:
+        module._modules[attribute] = wrapper(value)
+    except (TypeError, ValueError) as error:
+        return f"cannot register it as `nn.{wrapper.__name__}`: {error}"
+    return None
+
+
+def _carry_weights(old: Any, new: Any, related: dict[int, dict]) -> str | None:
+    """Load the old weights into the new module through what the fixes promise; None when it fits.
+
+    Renamed keys move; keys a fix adds (``num_batches_tracked``) are filled; submodules a fix adds
+    (``new_children``) must be registered, their keys are new; containers a fix registers
+    (``adds_state_of``) bring their old contents' keys and weights. Nothing else may change.
     """
     import torch
 
-    children = dict(new.named_children())
-    added_children = check.get("new_children", [])
-    unregistered = [name for name in added_children if name not in children]
-    if unregistered:
-        return f"the fixed module does not register {', '.join(unregistered)}"
-    fresh = {f"{name}.{key}" for name in added_children for key in children[name].state_dict()}
-    renames = check.get("renames", {})
-    migrated = {renames.get(key, key): value for key, value in old.state_dict().items()}
-    for key in check.get("added", []):
+    contract = _contract(old, new, related)
+    if isinstance(contract, str):
+        return contract
+    fresh_modules = []
+    for name in contract.fresh:
+        try:
+            fresh_modules.append((name, new.get_submodule(name)))
+        except AttributeError:
+            return f"the fixed module does not register {name}"
+    fresh = {f"{name}.{key}" for name, module in fresh_modules for key in module.state_dict()}
+    migrated = {contract.renames.get(key, key): value for key, value in old.state_dict().items()}
+    for key in contract.added:
         migrated.setdefault(key, torch.tensor(0, dtype=torch.long))
     expected, actual = set(migrated), set(new.state_dict()) - fresh
     if expected != actual:
-        missing, unexpected = sorted(actual - expected), sorted(expected - actual)
-        return f"state_dict keys differ from what the renames predict (missing: {missing}, unexpected: {unexpected})"
+        sides = (("has", actual - expected), ("lacks", expected - actual))
+        differences = [f"{what} {sorted(keys)}" for what, keys in sides if keys]
+        return f"state_dict keys differ from what the fixes predict: the fixed module {' and '.join(differences)}"
+    fresh_parameters = {id(p) for _, module in fresh_modules for p in module.parameters()}
     old_count = sum(p.numel() for p in old.parameters())
-    new_count = sum(p.numel() for p in new.parameters()) - sum(
-        p.numel() for name in added_children for p in children[name].parameters()
-    )
+    new_count = sum(p.numel() for p in new.parameters() if id(p) not in fresh_parameters)
     if old_count != new_count:
         return f"parameter count changed: {old_count} -> {new_count}"
     try:
