@@ -369,7 +369,7 @@ def test_crlf_and_comments_kept(tmp_path: Path) -> None:
             def __init__(self):
                 super().__init__()
                 # the projection
-                self.linear = nn.Linear(4, 3)
+                self.linear = nn.Linear(4, 3)  # (out, in)
                 nn.init.zeros_(self.linear.weight)
                 nn.init.zeros_(self.linear.bias)
                 # its bias

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
+from dataclasses import dataclass
 
 _NOQA = re.compile(r"#\s*noqa(?::\s?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 _FILE_NOQA = re.compile(
@@ -42,3 +45,58 @@ def file_exemption(lines: list[str]) -> set[str] | None:
                 return set()
             exempt = (exempt or set()) | {code.upper() for code in re.split(r"[,\s]+", codes) if code}
     return exempt
+
+
+@dataclass(frozen=True)
+class Directive:
+    """A ``# noqa`` in a comment: where it is, the whole comment, and the codes it lists."""
+
+    row: int
+    #: character columns of the directive (end exclusive) and of the comment it is in
+    column: int
+    end_column: int
+    comment_column: int
+    comment: str
+    #: the codes as written, upper-cased, in order (None: a bare directive, without codes)
+    codes: tuple[str, ...] | None
+
+
+def noqa_directives(text: str) -> list[Directive]:
+    """The ``# noqa`` directives in the comments of ``text`` (not in strings); none if it does not tokenize."""
+    if "noqa" not in text.lower():
+        return []
+    directives = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type != tokenize.COMMENT or "noqa" not in token.string.lower():
+                continue
+            row, start = token.start
+            for match in _NOQA.finditer(token.string):
+                codes = match.group("codes")
+                listed = tuple(code.upper() for code in re.split(r"[,\s]+", codes) if code) if codes else None
+                directives.append(
+                    Directive(row, start + match.start(), start + match.end(), start, token.string, listed)
+                )
+    except (tokenize.TokenError, SyntaxError):
+        return []
+    return directives
+
+
+def without_codes(directive: Directive, drop: set[str]) -> str:
+    """The directive's comment without the ``drop`` codes ("" when nothing is left of the comment).
+
+    A directive left with no code goes away whole; text around it in the comment stays.
+    """
+    begin = directive.column - directive.comment_column
+    end = directive.end_column - directive.comment_column
+    before, after = directive.comment[:begin], directive.comment[end:]
+    kept = list(dict.fromkeys(code for code in directive.codes or () if code not in drop))  # each code once
+    if kept:
+        written = directive.comment[begin:end]
+        head = written[: written.upper().index("NOQA") + 4]
+        return f"{before}{head}: {', '.join(kept)}{after}"
+    rest = after.strip().lstrip("#-:;, \t")
+    before = before.rstrip()
+    if rest:
+        return f"{before}  # {rest}" if before else f"# {rest}"
+    return before

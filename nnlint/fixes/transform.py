@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
-from collections.abc import Sequence
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -15,19 +17,27 @@ from nnlint.engine.model import (
     Edit,
     Fix,
     GuardArgumentWithTraining,
+    InsertEdit,
     InsertStatementAfter,
     InsertStatementBefore,
     RemoveStatement,
     ReplaceArgument,
+    ReplaceComment,
     ReplaceExpression,
     ReplaceStatement,
     Span,
     edit_span,
 )
 
+_N = TypeVar("_N", bound=cst.CSTNode)
+
 
 class FixError(Exception):
     """A fix could not be applied."""
+
+
+#: Nodes that own comment lines above them (``leading_lines``): where comments an edit removes go.
+_COMMENT_OWNERS = (cst.SimpleStatementLine, cst.BaseCompoundStatement, cst.ExceptHandler, cst.ExceptStarHandler)
 
 
 def select_compatible(fixes: list[Fix]) -> list[Fix]:
@@ -114,16 +124,27 @@ class SourceEditor(cst.CSTTransformer):
         #: (start, end) of every edit, to skip subtrees without any
         self.targets = [((span.row, span.column), (span.end_row, span.end_column)) for span in self.edits]
         self.targets += [(start, start) for start in self.appends]
+        # comments lie outside the spans of the statements they follow: edits of them need the whole walk
+        self.everywhere = any(isinstance(edit, ReplaceComment) for fix in fixes for edit in fix.edits)
         self.failed: set[int] = set()
         self.applied_edits: dict[int, int] = defaultdict(int)
         self._fixes = fixes
+        #: the comments in the code each fix writes: a comment found there was moved, not lost
+        self._written = {id(fix): _written_comments(fix) for fix in fixes}
+        #: the statements being visited, innermost last, and the comments edits inside them removed
+        self._owners: list[cst.CSTNode] = []
+        self._lost: dict[int, list[str]] = defaultdict(list)
+        #: statements that fixes move (remove and insert again), by the insertion's id
+        self._moved: dict[int, cst.SimpleStatementLine] = {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         """Only descend into nodes that contain an edit (most of a file has none)."""
+        if isinstance(node, _COMMENT_OWNERS):
+            self._owners.append(node)
         if not super().on_visit(node):
             return False
         position = self.get_metadata(PositionProvider, node, None)
-        if position is None or isinstance(node, cst.Module):
+        if position is None or isinstance(node, cst.Module) or self.everywhere:
             return True
         start, end = (position.start.line, position.start.column), (position.end.line, position.end.column)
         return any(start <= first and last <= end for first, last in self.targets)
@@ -136,6 +157,20 @@ class SourceEditor(cst.CSTTransformer):
 
     def _mark(self, fix: Fix) -> None:
         self.applied_edits[id(fix)] += 1
+
+    def _keep_comments(self, fix: Fix, before: cst.CSTNode, after: cst.CSTNode) -> None:
+        """Comments an edit removed (and the fix does not write elsewhere) go above the enclosing statement."""
+        lost = self._lost_comments(fix, _comments(before), _comments(after))
+        if lost and self._owners:
+            self._lost[id(self._owners[-1])].extend(lost)
+
+    def _lost_comments(self, fix: Fix, before: Iterable[str], after: Iterable[str]) -> list[str]:
+        written = self._written.get(id(fix), set())
+        return [comment for comment in (Counter(before) - Counter(after)).elements() if comment not in written]
+
+    def _indent(self, node: cst.CSTNode) -> int:
+        """The indentation (in characters) of the statement that holds ``node``."""
+        return self.get_metadata(PositionProvider, node).start.column
 
     def _span(self, node: cst.CSTNode) -> Span:
         position = self.get_metadata(PositionProvider, node)
@@ -154,10 +189,12 @@ class SourceEditor(cst.CSTTransformer):
         node: cst.BaseExpression = updated_node
         for fix, edit in self._pending(original_node, (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)):
             try:
-                node = _apply(node, edit)  # type: ignore[arg-type]
+                edited = _apply(node, edit)  # type: ignore[arg-type]
             except FixError:
                 self.failed.add(id(fix))
                 continue
+            self._keep_comments(fix, node, edited)
+            node = edited
             self._mark(fix)
         return node
 
@@ -165,13 +202,24 @@ class SourceEditor(cst.CSTTransformer):
         result = super().on_leave(original_node, updated_node)
         if isinstance(original_node, cst.BaseExpression) and isinstance(result, cst.BaseExpression):
             return self._replace_expression(original_node, result)
+        if isinstance(original_node, _COMMENT_OWNERS):
+            self._owners.pop()
+            lost = self._lost.pop(id(original_node), None)
+            if lost and isinstance(result, _COMMENT_OWNERS):
+                return result.with_changes(leading_lines=[*result.leading_lines, *_comment_lines(lost)])
         return result  # type: ignore[return-value]
+
+    def _replacement(self, code: str) -> cst.BaseExpression:
+        """``code`` as an expression, its continuation lines indented for where it goes."""
+        indent = self._indent(self._owners[-1]) if self._owners else 0
+        return _reindented(cst.parse_expression(code), indent)
 
     def _replace_expression(self, original: cst.BaseExpression, node: cst.BaseExpression) -> cst.BaseExpression:
         for fix, edit in self._pending(original, (ReplaceExpression,)):
             assert isinstance(edit, ReplaceExpression)
-            replacement = cst.parse_expression(edit.code)
-            node = replacement.with_changes(lpar=original.lpar, rpar=original.rpar)
+            replacement = self._replacement(edit.code).with_changes(lpar=original.lpar, rpar=original.rpar)
+            self._keep_comments(fix, node, replacement)
+            node = replacement
             self._mark(fix)
         if original.lpar and len(original.lpar) == len(original.rpar):
             # ast counts a tuple's own parentheses in its span, LibCST does not
@@ -182,29 +230,70 @@ class SourceEditor(cst.CSTTransformer):
             )
             for fix, edit in [(f, e) for f, e in self.edits.get(wide, []) if isinstance(e, ReplaceExpression)]:
                 self.edits[wide].remove((fix, edit))
-                node = cst.parse_expression(edit.code)  # type: ignore[union-attr]
+                replacement = self._replacement(edit.code)  # type: ignore[union-attr]
+                self._keep_comments(fix, node, replacement)
+                node = replacement
                 self._mark(fix)
         return node
+
+    # -- comments --------------------------------------------------------------
+
+    def leave_TrailingWhitespace(
+        self, original_node: cst.TrailingWhitespace, updated_node: cst.TrailingWhitespace
+    ) -> cst.TrailingWhitespace:
+        code = self._new_comment(original_node.comment)
+        if code is None:
+            return updated_node
+        if not code:  # removed, with the spaces before it
+            return updated_node.with_changes(whitespace=cst.SimpleWhitespace(""), comment=None)
+        return updated_node.with_changes(comment=cst.Comment(code))
+
+    def leave_EmptyLine(
+        self, original_node: cst.EmptyLine, updated_node: cst.EmptyLine
+    ) -> cst.EmptyLine | cst.RemovalSentinel:
+        code = self._new_comment(original_node.comment)
+        if code is None:
+            return updated_node
+        return updated_node.with_changes(comment=cst.Comment(code)) if code else cst.RemovalSentinel.REMOVE
+
+    def _new_comment(self, comment: cst.Comment | None) -> str | None:
+        """What ``comment`` becomes ("": removed), or None when no edit is for it."""
+        if comment is None or not self.everywhere:
+            return None
+        code = None
+        for fix, edit in self._pending(comment, (ReplaceComment,)):
+            assert isinstance(edit, ReplaceComment)
+            if code is not None:  # two edits of one comment: the second waits for the next pass
+                self.failed.add(id(fix))
+                continue
+            code = edit.code
+            self._mark(fix)
+        return code
 
     # -- statements ------------------------------------------------------------
 
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
     ) -> cst.IndentedBlock:
-        return updated_node.with_changes(body=self._edit_statements(original_node.body, updated_node.body))
+        body, left = self._edit_statements(original_node.body, updated_node.body)
+        return updated_node.with_changes(body=body, footer=[*left, *updated_node.footer])
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        body = self._edit_statements(original_node.body, updated_node.body)
+        body, left = self._edit_statements(original_node.body, updated_node.body)
         if self.imports:
             body = self._add_imports(body)
-        return updated_node.with_changes(body=body)
+        return updated_node.with_changes(body=body, footer=[*left, *updated_node.footer])
 
-    def _edit_statements(self, originals: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list:
+    def _edit_statements(
+        self, originals: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]
+    ) -> tuple[list, list[cst.EmptyLine]]:
+        """The new statements of a block, and the comment lines of removed statements left at its end."""
         result: list = []
         carried: list[cst.EmptyLine] = []  # comment lines of removed statements
+        moves = self._moves(originals, updated)
         for original, node in zip(originals, updated, strict=True):
-            result.extend(self._insertions(self._inserts(original)))
-            appended = self._insertions(self._appends(original))
+            result.extend(self._insertions(self._inserts(original), original, moves))
+            appended = self._insertions(self._appends(original), original, moves)
             edits = []
             if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
                 edits = self._pending(original.body[0], (ReplaceStatement, RemoveStatement))
@@ -220,31 +309,92 @@ class SourceEditor(cst.CSTTransformer):
             for other, _ in edits[1:]:
                 self.failed.add(id(other))
             self._mark(fix)
-            leading = [*carried, *node.leading_lines]
-            carried = []
             if isinstance(edit, RemoveStatement):
-                carried = [line for line in leading if line.comment is not None]
+                if id(edit) not in moves.values():  # (a moved statement takes its comments along)
+                    # the statement goes; its comments (above, inside, after it) stay, above the next one
+                    own = self._lost_comments(fix, _comments(node.body), ()) + _trailing_comment(node)
+                    carried += [line for line in node.leading_lines if line.comment is not None]
+                    carried += _comment_lines(own)
                 result.extend(appended)
                 continue
             assert isinstance(edit, ReplaceStatement)
-            statements = list(cst.parse_module(edit.code).body)
-            statements[0] = statements[0].with_changes(leading_lines=leading)
-            trailing = node.trailing_whitespace if isinstance(node, cst.SimpleStatementLine) else None
-            one_for_one = len(statements) == 1 and isinstance(statements[0], cst.SimpleStatementLine)
-            if one_for_one and trailing is not None and trailing.comment is not None:
-                statements[0] = statements[0].with_changes(trailing_whitespace=trailing)  # keep ``# comment``
-            result.extend(statements)
+            result.extend(self._replaced(fix, edit, node, original, [*carried, *node.leading_lines]))
+            carried = []
             result.extend(appended)
-        return result
+        return result, carried
 
-    def _insertions(self, inserts: Sequence[tuple[Fix, InsertStatementBefore | InsertStatementAfter]]) -> list:
+    def _moves(self, originals: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> dict[int, int]:
+        """Statements of this block a fix removes and inserts again in it as they are: insertion → removal (ids)."""
+        removed: dict[tuple[int, str], tuple[RemoveStatement, cst.SimpleStatementLine]] = {}
+        anchors: set[tuple[int, int]] = set()
+        for original, node in zip(originals, updated, strict=True):
+            anchors.add(self._start(original))
+            if isinstance(original, cst.SimpleStatementLine) and len(original.body) == 1:
+                for fix, edit in self.edits.get(self._span(original.body[0]), []):
+                    if isinstance(edit, RemoveStatement):
+                        removed[(id(fix), _normal(_code(node.body[0])))] = (edit, node)
+        moves: dict[int, int] = {}
+        if not removed:
+            return moves
+        for fix in self._fixes:
+            for edit in fix.edits:
+                move = removed.get((id(fix), _normal(getattr(edit, "code", ""))))
+                if isinstance(edit, InsertEdit) and move is not None and self._anchored(edit) in anchors:
+                    moves[id(edit)] = id(move[0])
+                    self._moved[id(edit)] = move[1]
+        return moves
+
+    def _start(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self.get_metadata(PositionProvider, node)
+        return position.start.line, position.start.column
+
+    @staticmethod
+    def _anchored(edit: InsertStatementBefore | InsertStatementAfter) -> tuple[int, int]:
+        return edit.statement.row, edit.statement.column
+
+    def _replaced(
+        self,
+        fix: Fix,
+        edit: ReplaceStatement,
+        node: cst.SimpleStatementLine,
+        original: cst.CSTNode,
+        leading: list[cst.EmptyLine],
+    ) -> list:
+        """The statements replacing ``node``, with every comment it had."""
+        statements = self._statements(edit.code, original)
+        lost = self._lost_comments(fix, _comments(node.body), [c for s in statements for c in _comments(s)])
+        first = statements[0]
+        trailing = node.trailing_whitespace
+        if trailing.comment is not None:
+            if isinstance(first, cst.SimpleStatementLine) and first.trailing_whitespace.comment is None:
+                first = first.with_changes(trailing_whitespace=trailing)  # keep ``# comment`` on its line
+            else:
+                lost.append(trailing.comment.value)
+        statements[0] = first.with_changes(leading_lines=[*leading, *_comment_lines(lost)])
+        return statements
+
+    def _statements(self, code: str, anchor: cst.CSTNode) -> list:
+        """``code`` as statements, continuation lines indented for where ``anchor`` is."""
+        indent = self._indent(anchor)
+        return [_reindented(statement, indent) for statement in cst.parse_module(code).body]
+
+    def _insertions(
+        self,
+        inserts: Sequence[tuple[Fix, InsertStatementBefore | InsertStatementAfter]],
+        anchor: cst.CSTNode,
+        moves: dict[int, int],
+    ) -> list:
         """The statements to insert at one place; identical code is inserted once."""
         statements: list = []
         seen: set[str] = set()
         for fix, insert in inserts:
             if insert.code not in seen:
                 seen.add(insert.code)
-                statements.extend(cst.parse_module(insert.code).body)
+                new = self._statements(insert.code, anchor)
+                moved = self._moved.get(id(insert)) if id(insert) in moves else None
+                if moved is not None and new:  # a moved statement keeps its comments
+                    new[0] = _with_comments_of(new[0], moved)
+                statements.extend(new)
             self._mark(fix)
         return statements
 
@@ -286,6 +436,86 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
         and isinstance(statement.body[0], cst.Expr)
         and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
     )
+
+
+def _comments(node: cst.CSTNode | Sequence[cst.CSTNode]) -> list[str]:
+    """The text of every comment in ``node`` (or nodes), in order."""
+    if isinstance(node, Sequence):
+        return [comment for child in node for comment in _comments(child)]
+    if isinstance(node, cst.Comment):
+        return [node.value]
+    return _comments(node.children)
+
+
+def _written_comments(fix: Fix) -> set[str]:
+    """What looks like a comment in the code a fix writes (copied source text keeps its comments)."""
+    codes = (getattr(edit, "code", "") for edit in fix.edits)
+    return {match.group().rstrip() for code in codes for match in re.finditer(r"#[^\n]*", code)}
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def _normal(code: str) -> str:
+    """Code without its whitespace: the same statement, wherever it was indented."""
+    return "".join(code.split())
+
+
+def _with_comments_of(statement: cst.CSTNode, moved: cst.SimpleStatementLine) -> cst.CSTNode:
+    """``statement`` with the comment lines above ``moved`` and its trailing comment."""
+    above = [line for line in moved.leading_lines if line.comment is not None]
+    if isinstance(statement, cst.SimpleStatementLine) and moved.trailing_whitespace.comment is not None:
+        statement = statement.with_changes(trailing_whitespace=moved.trailing_whitespace)
+    return statement.with_changes(leading_lines=[*above, *statement.leading_lines])  # type: ignore[attr-defined]
+
+
+def _trailing_comment(statement: cst.CSTNode) -> list[str]:
+    trailing = getattr(statement, "trailing_whitespace", None)
+    return [trailing.comment.value] if trailing is not None and trailing.comment is not None else []
+
+
+def _comment_lines(comments: Iterable[str]) -> list[cst.EmptyLine]:
+    """Each comment on a line of its own, at the indentation of the statement it goes above."""
+    return [cst.EmptyLine(indent=True, comment=cst.Comment(comment)) for comment in comments]
+
+
+class _Dedent(cst.CSTTransformer):
+    """Removes ``columns`` characters of indentation from every continuation line."""
+
+    def __init__(self, columns: int) -> None:
+        super().__init__()
+        self.columns = columns
+
+    def leave_ParenthesizedWhitespace(
+        self, original_node: cst.ParenthesizedWhitespace, updated_node: cst.ParenthesizedWhitespace
+    ) -> cst.ParenthesizedWhitespace:
+        if not updated_node.indent:
+            return updated_node
+        last_line = cst.SimpleWhitespace(updated_node.last_line.value[self.columns :])
+        return updated_node.with_changes(last_line=last_line)
+
+
+def _reindented(node: _N, indent: int) -> _N:
+    """``node`` parsed from code whose continuation lines were copied from the file (indented as there).
+
+    Put into a block, a continuation line gets the block's indentation in front of its own; copied
+    text has it already. Code the rules generate indents continuation lines relative to its
+    statement (its closing bracket at column 0), so it is left as it is.
+    """
+    if indent <= 0:
+        return node
+    lines = [ws.last_line.value for ws in _parenthesized_whitespace(node) if ws.indent]
+    if not lines or not all(line.startswith(" " * indent) for line in lines):
+        return node
+    return node.visit(_Dedent(indent))  # type: ignore[return-value]
+
+
+def _parenthesized_whitespace(node: cst.CSTNode) -> list[cst.ParenthesizedWhitespace]:
+    found = [node] if isinstance(node, cst.ParenthesizedWhitespace) else []
+    for child in node.children:
+        found.extend(_parenthesized_whitespace(child))
+    return found
 
 
 def _apply(call: cst.Call, edit: Edit) -> cst.Call:

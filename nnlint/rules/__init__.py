@@ -21,6 +21,7 @@ from nnlint.rules.manual_weights import (
     ManualPReLU,
 )
 from nnlint.rules.nonexistent_names import NonexistentTorchName
+from nnlint.rules.noqa_codes import UnusedNoqa
 from nnlint.rules.registration import (
     ModulesInPlainContainer,
     ParametersInPlainContainer,
@@ -41,6 +42,7 @@ from nnlint.rules.unused_submodule import UnusedSubmodule
 PARSE_ERROR = "NN001"
 
 ALL_RULES: tuple[type[Rule], ...] = (
+    UnusedNoqa,
     DropoutIgnoresEval,
     HardCodedTrainingFlag,
     OppositeTrainingDefault,

@@ -248,9 +248,12 @@ class LayerOutputUnused(Rule):
         self_name = forward.args.args[0].arg
         scope = site.method_scope(forward)
         layers = site.shared(layer_attributes)
+        stateful = site.shared(running_state_attributes)
         # a class with hooks may call a layer only for what its hooks record (timm's feature hooks)
         uses_hooks = "hook" in site.file.lines_of(site.node).lower()
         for statement, rest in _statements_and_what_follows(forward.body, []):
+            if _discarded(statement) and _updates_running_state(statement.value, self_name, scope, stateful):  # type: ignore[attr-defined]
+                continue  # ``with torch.no_grad(): self.bn(x)``: a warm-up of the running statistics
             if (
                 isinstance(statement, ast.Expr)
                 and not uses_hooks
@@ -290,6 +293,112 @@ class LayerOutputUnused(Rule):
         qualname = qualified_name(func, scope) or ""
         name = qualname.rsplit(".", 1)[-1]
         return qualname.startswith(f"{F}.") and not name.endswith("_") and name in torch_facts.functional_names()
+
+
+#: layers that update running statistics at every call in training mode (unless built without them)
+_RUNNING_STATS_LAYERS = frozenset(
+    {
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "SyncBatchNorm",
+        "LazyBatchNorm1d",
+        "LazyBatchNorm2d",
+        "LazyBatchNorm3d",
+    }
+)
+#: layers that keep running statistics only when built with ``track_running_stats=True``
+_OPT_IN_RUNNING_STATS_LAYERS = frozenset(
+    {
+        "InstanceNorm1d",
+        "InstanceNorm2d",
+        "InstanceNorm3d",
+        "LazyInstanceNorm1d",
+        "LazyInstanceNorm2d",
+        "LazyInstanceNorm3d",
+    }
+)
+_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+#: functionals that update the running statistics they are given, in place
+_RUNNING_STATS_FUNCTIONALS = frozenset({f"{F}.batch_norm", f"{F}.instance_norm"})
+
+
+def running_state_attributes(site: ClassSite) -> frozenset[str]:
+    """Layer attributes that keep running statistics, or may (a container holding a project module)."""
+    layers = site.shared(layer_attributes)
+    init = init_method(site)
+    if init is None or not layers:
+        return frozenset()
+    scope = site.method_scope(init)
+    found = set()
+    for node in all_statements(init.body):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr in layers
+                    and _may_keep_running_stats(node.value, scope)
+                ):
+                    found.add(target.attr)
+    return frozenset(found)
+
+
+def _may_keep_running_stats(value: ast.expr, scope: Scope) -> bool:
+    """Whether a module built by ``value`` may update running statistics when called (unknown: yes)."""
+    if isinstance(value, ast.Call):
+        qualname = qualified_name(value.func, scope) or ""
+        if not qualname.startswith("torch.nn."):
+            return True  # a project module may hold a norm layer
+        layer = qualname.rsplit(".", 1)[1]
+        if layer in _RUNNING_STATS_LAYERS or layer in _OPT_IN_RUNNING_STATS_LAYERS:
+            tracks = find_argument(value, torch_facts.signature(qualname), "track_running_stats")
+            if tracks.unknown or tracks.value is None:
+                return layer in _RUNNING_STATS_LAYERS
+            return not (isinstance(tracks.value, ast.Constant) and tracks.value.value in (False, None, 0))
+        if layer in _CONTAINERS:
+            return any(_may_keep_running_stats(a, scope) for a in [*value.args, *(k.value for k in value.keywords)])
+        return False
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return any(_may_keep_running_stats(element, scope) for element in value.elts)
+    if isinstance(value, ast.Dict):
+        return any(_may_keep_running_stats(element, scope) for element in value.values)
+    if isinstance(value, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+        return _may_keep_running_stats(value.elt, scope)
+    if isinstance(value, ast.DictComp):
+        return _may_keep_running_stats(value.value, scope)
+    if isinstance(value, ast.Starred):
+        return _may_keep_running_stats(value.value, scope)
+    return not isinstance(value, ast.Constant)  # a name, a call's result...: cannot tell
+
+
+def _discarded(statement: ast.stmt) -> bool:
+    """``call(...)`` as a statement, or ``_ = call(...)``: the output is thrown away on purpose."""
+    if isinstance(statement, ast.Expr):
+        return True
+    return (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and statement.targets[0].id == "_"
+    )
+
+
+def _updates_running_state(value: ast.expr, self_name: str, scope: Scope, stateful: frozenset[str]) -> bool:
+    """A call of a layer with running statistics, or of ``F.batch_norm`` given running statistics."""
+    if not isinstance(value, ast.Call):
+        return False
+    attribute = self_attribute(value.func, self_name)
+    if attribute is not None:
+        return attribute in stateful
+    qualname = qualified_name(value.func, scope) or ""
+    if qualname not in _RUNNING_STATS_FUNCTIONALS:
+        return False
+    running_mean = find_argument(value, torch_facts.signature(qualname), "running_mean")
+    return running_mean.unknown or (
+        running_mean.value is not None
+        and not (isinstance(running_mean.value, ast.Constant) and running_mean.value.value is None)
+    )
 
 
 #: layers that may be built with ``inplace=True`` (their call can be a statement on purpose)

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterable, Iterator
 
 from nnlint import torch_facts
-from nnlint.engine.context import ClassSite
+from nnlint.engine.context import ClassSite, find_argument
 from nnlint.engine.model import AddImport, Edit, Finding, Fix, ReplaceExpression, StateDictChange
 from nnlint.engine.names import instance_parameter, qualified_name, self_attribute
 from nnlint.rules.base import Rule
@@ -71,6 +71,8 @@ MODULE_FORMS = {
         "channel_shuffle": "ChannelShuffle",
     }.items()
 }
+#: functionals whose ``dim`` defaults to one picked from the input's rank (deprecated; NN403 reports it)
+IMPLICIT_DIM = frozenset(f"{F}.{name}" for name in ("softmax", "log_softmax", "softmin"))
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
@@ -95,7 +97,7 @@ class StatelessFunctionalInForward(Rule):
                 if layer is None:
                     continue
                 plan = _layer_arguments(call, qualname, layer)  # type: ignore[arg-type]
-                if plan is None:
+                if plan is None or _without_dim(call, qualname):  # type: ignore[arg-type]
                     continue
                 input_value, arguments = plan
                 if _is_self_attribute_chain(input_value, self_name):  # type: ignore[arg-type]
@@ -118,6 +120,14 @@ class StatelessFunctionalInForward(Rule):
                     call,
                     fix=fix,
                 )
+
+
+def _without_dim(call: ast.Call, qualname: str) -> bool:
+    """``F.softmax(x)`` without ``dim``: NN403's finding; as ``nn.Softmax()`` the layer would keep the bug."""
+    if qualname not in IMPLICIT_DIM:
+        return False
+    dim = find_argument(call, torch_facts.signature(qualname), "dim")
+    return not dim.unknown and (dim.value is None or (isinstance(dim.value, ast.Constant) and dim.value.value is None))
 
 
 def _is_self_attribute_chain(value: ast.expr, self_name: str) -> bool:
