@@ -22,6 +22,16 @@ def catalogue_dir() -> Path | None:
     return None
 
 
+#: Pages without runnable bad/fixed examples: NN001 is about files nnlint cannot read, not model code.
+WITHOUT_EXAMPLES = frozenset({"NN001"})
+
+
+def page_codes() -> list[str]:
+    """The codes that have a page, sorted."""
+    directory = catalogue_dir()
+    return sorted(path.stem for path in directory.glob("NN*.md")) if directory is not None else []
+
+
 def page_path(code: str) -> Path | None:
     directory = catalogue_dir()
     if directory is None:
@@ -61,6 +71,8 @@ def sections(page: str) -> dict[str, str]:
 
 def examples(code: str) -> Examples:
     """The first Python block of "Bad example" and of "Fixed example"."""
+    if code in WITHOUT_EXAMPLES:
+        raise LookupError(f"{code} has no examples: it reports files that cannot be read, decoded or parsed")
     page = read_page(code)
     if page is None:
         raise LookupError(f"no catalogue page for {code}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -26,10 +27,13 @@ from nnlint.output.paths import display_path
 if TYPE_CHECKING:
     from nnlint.fixes.apply import FileFix
     from nnlint.fixes.cross_file import RenamePlan
+    from nnlint.runtime.verify import Verification as VerifyResult
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 #: Show a progress bar on a terminal from this many files on.
 PROGRESS_THRESHOLD = 200
+#: The name of NN001, the pseudo-rule for files that cannot be read, decoded or parsed.
+PARSE_ERROR_NAME = "parse-error"
 
 
 class UserError(Exception):
@@ -121,18 +125,40 @@ def check(
     use_stdin = any(str(path) == "-" for path in paths) or (stdin_filename is not None and not paths)
     disk_paths = [path for path in paths if str(path) != "-"] or ([] if use_stdin else [Path(".")])
     settings = _settings(config_path, disk_paths, stdin_filename, select, extend_select, ignore)
-    files = discover_files(disk_paths, settings.config, force_exclude=force_exclude) if disk_paths else []
+    missing: list[Path] = []
+    files = discover_files(disk_paths, settings.config, force_exclude, missing) if disk_paths else []
+    if disk_paths and not files and not missing:
+        _warn_no_files(disk_paths)
+    if missing and not files and not use_stdin:  # nothing to lint: no "All checks passed!"
+        sys.exit(_report_missing(missing))
     stdin = None
     if use_stdin:
         stdin = (stdin_filename or "-", click.get_binary_stream("stdin").read())
     machine_readable = output_format in ("json", "sarif", "github")
     cache = None if no_cache else _cache(settings, cache_dir)
     run = _lint(files, settings, jobs, stdin, show_progress=not machine_readable, cache=cache)
+    echo = stdin if fix and not diff else None  # stdin --fix: stdout carries the (fixed) source only
     if verification is not None:
-        verification.to_stderr = machine_readable
+        verification.to_stderr = machine_readable or echo is not None
     renames = _withhold_renames(run)
-    code = _report(run, fix or diff, unsafe_fixes, diff, output_format, statistics, quiet, verification, renames)
+    output = Output(output_format, statistics, quiet, to_stderr=echo is not None)
+    code = _report(run, fix or diff, unsafe_fixes, diff, output, verification, renames, echo)
+    if missing:  # linted what exists; now say what did not
+        code = _report_missing(missing)
     sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
+
+
+def _report_missing(paths: list[Path]) -> int:
+    """One line per path named on the command line that does not exist; the exit code."""
+    for path in paths:
+        click.echo(f"nnlint: error: {path}: No such file or directory", err=True)
+    return EXIT_ERROR
+
+
+def _warn_no_files(paths: list[Path]) -> None:
+    """Like ruff: say so when the paths hold no Python file to lint (the run still passes)."""
+    shown = ", ".join(f"{path}{os.sep}" if path.is_dir() else str(path) for path in paths)
+    click.echo(f"nnlint: warning: no Python files found under {shown}", err=True)
 
 
 def _settings(
@@ -149,7 +175,8 @@ def _settings(
             raise UserError(f"config file not found: {config_path}")
         config = load_config(config_path)
     else:
-        anchors = [p.resolve() for p in paths] or [Path(stdin_filename or ".").resolve()]
+        # realpath, not resolve(): a symlink loop named by the user is reported as NN001, not raised here
+        anchors = [Path(os.path.realpath(p)) for p in paths] or [Path(os.path.realpath(stdin_filename or "."))]
         start = Path(os.path.commonpath([str(p) for p in anchors])) if anchors else Path.cwd()
         found = find_config_file(start if start.exists() else Path.cwd())
         config = load_config(found) if found else Config(root=Path.cwd())
@@ -210,42 +237,97 @@ class Verification:
     to_stderr: bool = False
 
 
+@dataclass
+class Output:
+    """How findings are printed; ``to_stderr`` when stdout carries the fixed source (stdin with --fix)."""
+
+    format: str = "full"
+    statistics: bool = False
+    quiet: bool = False
+    to_stderr: bool = False
+
+
+#: (path, class qualname): the classes whose fixes are held back
+ClassKey = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class WithheldFix:
+    """A finding whose fix was held back: why (``verification failed``), its code, and the class and reason."""
+
+    why: str
+    code: str
+    detail: str
+
+
+@dataclass
+class FixResults:
+    """What ``--fix`` did: the findings left, how many were fixed, and the fixes held back."""
+
+    remaining: list[Finding]
+    fixed: int
+    changed: bool
+    outcomes: list[FileFix]
+    withheld: list[WithheldFix]
+
+
 def _report(
     run: LintRun,
     fix: bool,
     unsafe: bool,
     diff: bool,
-    output_format: str,
-    statistics: bool,
-    quiet: bool,
+    output: Output,
     verification: Verification | None = None,
     renames: RenamePlan | None = None,
+    echo: tuple[str, bytes] | None = None,
 ) -> int:
+    """Fix (when asked) and print; the exit code. ``echo``: stdin, whose (fixed) source goes to stdout."""
     findings = run.findings
     fixed = 0
+    withheld: list[WithheldFix] = []
     if fix:
-        findings, fixed, changed = _apply_fixes(run, unsafe, diff, verification, renames)
+        results = _apply_fixes(run, unsafe, diff, verification, renames)
         if diff:
-            return EXIT_FINDINGS if changed else EXIT_CLEAN
-    if statistics:
-        _print_statistics(findings, unsafe)
+            return EXIT_FINDINGS if results.changed else EXIT_CLEAN
+        findings, fixed, withheld = results.remaining, results.fixed, results.withheld
+        if echo is not None:
+            _echo_source(echo, results.outcomes)
+    if output.statistics:
+        _print_statistics(findings, unsafe, output.format, output.to_stderr)
     else:
-        _print_findings(findings, run.sources, output_format, unsafe, renames)
-    if output_format in ("full", "concise") and not quiet:
-        _print_summary(findings, fixed, unsafe)
+        _print_findings(findings, run.sources, output.format, unsafe, renames, output.to_stderr)
+    if output.format in ("full", "concise") and not output.quiet:
+        _print_summary(findings, fixed, unsafe, withheld, output.to_stderr)
     return EXIT_FINDINGS if findings else EXIT_CLEAN
+
+
+def _echo_source(stdin: tuple[str, bytes], outcomes: list[FileFix]) -> None:
+    """Write stdin's source to stdout, fixed where fixes applied, else byte for byte as it came."""
+    name, data = stdin
+    outcome = next((outcome for outcome in outcomes if outcome.path == name), None)
+    if outcome is not None and outcome.changed:
+        data = outcome.original.encode(outcome.fixed_text)
+    stdout = click.get_binary_stream("stdout")
+    stdout.write(data)
+    stdout.flush()
 
 
 def _apply_fixes(
     run: LintRun, unsafe: bool, diff: bool, verification: Verification | None, renames: RenamePlan | None = None
-) -> tuple[list[Finding], int, bool]:
-    from nnlint.fixes.apply import fix_run, write_atomically
+) -> FixResults:
+    from nnlint.fixes.apply import fix_run
 
     outcomes = fix_run(run, unsafe, renames=renames)
+    held: dict[ClassKey, tuple[str, str]] = {}
     if verification is not None:
-        rejected = _verify(run, outcomes, verification)
-        if rejected:
-            outcomes = fix_run(run, unsafe, exclude=rejected, renames=renames)
+        held = _verify(run, outcomes, verification)
+        if held:
+            outcomes = fix_run(run, unsafe, exclude=set(held), renames=renames)
+    if not diff:
+        tied = _tied_to_unwritable(run, outcomes)
+        if tied:
+            held.update(tied)
+            outcomes = fix_run(run, unsafe, exclude=set(held), renames=renames)
     by_path = {outcome.path: outcome for outcome in outcomes}
     stdout = click.get_text_stream("stdout")
     changed = False
@@ -259,18 +341,8 @@ def _apply_fixes(
         changed = True
         if diff:
             stdout.write(outcome.diff())
-        elif outcome.path in run.sources:  # stdin: the fixed code goes to stdout
-            sys.stdout.buffer.write(outcome.original.encode(outcome.fixed_text))
-        else:
-            try:
-                write_atomically(outcome)
-            except OSError as error:
-                click.echo(f"nnlint: error: cannot write {outcome.path}: {error.strerror}", err=True)
-                outcome.remaining = [f for f in run.findings if f.path == outcome.path]
-                outcome.applied = 0
-                continue
-            if outcome.state_dict_changes:
-                _record_renames(run, outcome)
+        elif outcome.path not in run.sources and not _write(run, outcome):  # stdin: the caller echoes it
+            continue
         _report_renamed_reads(outcome, diff)
     if diff:
         fixable = sum(outcome.applied for outcome in outcomes)
@@ -279,12 +351,88 @@ def _apply_fixes(
     remaining = [f for f in run.findings if f.path not in by_path]
     for outcome in outcomes:
         remaining.extend(outcome.remaining)
+    remaining, withheld = _mark_withheld(run, remaining, held, unsafe)
     remaining.sort(key=Finding.sort_key)
-    return remaining, sum(outcome.applied for outcome in outcomes), changed
+    return FixResults(remaining, sum(outcome.applied for outcome in outcomes), changed, outcomes, withheld)
 
 
-def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -> set[tuple[str, str | None]]:
-    """Verify every class the fixes change (files in parallel); return the (path, class) pairs to hold back."""
+def _write(run: LintRun, outcome: FileFix) -> bool:
+    """Write a fixed file (and record its renames); False, said on stderr, when it cannot be written."""
+    from nnlint.fixes.apply import NotWritableError, write_atomically
+
+    try:
+        write_atomically(outcome)
+    except OSError as error:
+        if isinstance(error, NotWritableError):
+            click.echo(f"nnlint: error: {display_path(outcome.path)}: {error.strerror}, fixes not applied", err=True)
+        else:
+            click.echo(f"nnlint: error: cannot write {outcome.path}: {error.strerror}", err=True)
+        outcome.remaining = [f for f in run.findings if f.path == outcome.path]
+        outcome.applied = 0
+        return False
+    if outcome.state_dict_changes:
+        _record_renames(run, outcome)
+    return True
+
+
+def _tied_to_unwritable(run: LintRun, outcomes: list[FileFix]) -> dict[ClassKey, tuple[str, str]]:
+    """Classes whose renames cross between a file that cannot be written and one that can.
+
+    Writing one side only would leave the other reading names that no longer exist: their fixes are
+    held back, with the file that blocks them.
+    """
+    from nnlint.fixes.apply import unwritable_reason
+
+    blocked = {
+        outcome.path
+        for outcome in outcomes
+        if outcome.changed and outcome.path not in run.sources and unwritable_reason(outcome.path)
+    }
+    tied: dict[ClassKey, tuple[str, str]] = {}
+    for outcome in outcomes:
+        for edit in outcome.renamed_reads:
+            owner_path, qualname = edit.owner
+            if (outcome.path in blocked) != (owner_path in blocked):
+                culprit = outcome.path if outcome.path in blocked else owner_path
+                why = f"{display_path(culprit)} is not writable"
+                tied.setdefault(edit.owner, (why, _class_target(run, owner_path, qualname)))
+    return tied
+
+
+def _class_target(run: LintRun, path: str, qualname: str | None) -> str:
+    """``models/net.py::Net``: a class as the --verify lines name it."""
+    module = next((result.module for result in run.results if result.path == path), None)
+    inside = (qualname or "").removeprefix(f"{module}.") if module else qualname or ""
+    return f"{display_path(path)}::{inside}"
+
+
+def _mark_withheld(
+    run: LintRun, findings: list[Finding], held: dict[ClassKey, tuple[str, str]], unsafe: bool
+) -> tuple[list[Finding], list[WithheldFix]]:
+    """The findings of held-back classes lose the fix they offered and say why; the fixes withheld."""
+    from dataclasses import replace
+
+    from nnlint.fixes.apply import is_applicable
+
+    marked: list[Finding] = []
+    withheld: list[WithheldFix] = []
+    for finding in findings:
+        key = (finding.path, finding.module_class)
+        if key in held and is_applicable(finding.fix, unsafe):
+            why, detail = held[key]
+            withheld.append(WithheldFix(why, finding.code, detail))
+            marked.append(replace(finding, fix=None, message=f"{finding.message} (fix withheld: {why})"))
+        else:
+            marked.append(finding)
+    return marked, withheld
+
+
+def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -> dict[ClassKey, tuple[str, str]]:
+    """Verify every class the fixes change (files in parallel).
+
+    Returns the (path, class) pairs to hold back, each with why (``verification failed``, ``not
+    verified``) and the class with the reason (``models.py::Net: outputs differ``).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from nnlint.runtime.verify import Verification as Result
@@ -292,21 +440,23 @@ def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -
 
     static = check_renamed_reads(run, outcomes)
     jobs = []
+    changed = []  # every file the run changes, fixed together: each job sees the others' fixed text
     for outcome in outcomes:
         if outcome.changed and outcome.path not in run.sources:
             checks = plan_checks(outcome.path, outcome.module or "", outcome.applied_findings, run.settings.config)
+            changed.append((outcome.path, outcome.fixed_text, checks))
             if checks:
                 jobs.append((outcome, checks))
     with ThreadPoolExecutor(max_workers=default_workers()) as pool:
         answers = list(
             pool.map(
                 lambda job: verify_file(
-                    job[0].path, job[0].fixed_text, job[1], verification.device, verification.timeout
+                    job[0].path, job[0].fixed_text, job[1], verification.device, verification.timeout, changed
                 ),
                 jobs,
             )
         )
-    rejected: set[tuple[str, str | None]] = set()
+    rejected: dict[ClassKey, tuple[str, str]] = {}
     results = []
     for (outcome, checks), verified in zip(jobs, answers, strict=True):
         for check, result in zip(checks, verified, strict=True):
@@ -316,7 +466,7 @@ def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -
             results.append(result)
             click.echo(describe(result), err=verification.to_stderr)
             if result.status != "verified":
-                rejected.add((outcome.path, check.class_qualname))
+                rejected[(outcome.path, check.class_qualname)] = _why_not_verified(result)
     by_path = {outcome.path: outcome for outcome in outcomes}
     for (path, qualname), reason in static.items():  # classes not run (stdin)
         module = by_path[path].module if path in by_path else None
@@ -324,10 +474,16 @@ def _verify(run: LintRun, outcomes: list[FileFix], verification: Verification) -
         result = Result(target_name(path, inside, run.settings.config), "failed", verification.device, reason)
         results.append(result)
         click.echo(describe(result), err=verification.to_stderr)
-        rejected.add((path, qualname))
+        rejected[(path, qualname)] = _why_not_verified(result)
     if verification.report is not None:
         verification.report.write_text(json.dumps([asdict(result) for result in results], indent=2) + "\n")
     return rejected
+
+
+def _why_not_verified(result: VerifyResult) -> tuple[str, str]:
+    """(why, the class and reason) for a class that did not verify."""
+    why = "verification failed" if result.status == "failed" else "not verified"
+    return why, f"{result.target}: {result.reason}" if result.reason else result.target
 
 
 def _report_renamed_reads(outcome: FileFix, diff: bool) -> None:
@@ -367,28 +523,30 @@ def _print_findings(
     output_format: str,
     unsafe: bool,
     renames: RenamePlan | None = None,
+    to_stderr: bool = False,
 ) -> None:
+    stream = click.get_text_stream("stderr" if to_stderr else "stdout")
     if output_format == "json":
         from nnlint.output.json_format import format_json
 
-        click.get_text_stream("stdout").write(format_json(findings, known, renames))
+        stream.write(format_json(findings, known, renames))
     elif output_format == "concise":
         from nnlint.output.concise import format_concise
 
-        click.get_text_stream("stdout").write(format_concise(findings, unsafe))
+        stream.write(format_concise(findings, unsafe))
     elif output_format == "sarif":
         from nnlint.output.sarif import format_sarif
 
-        click.get_text_stream("stdout").write(format_sarif(findings))
+        stream.write(format_sarif(findings))
     elif output_format == "github":
         from nnlint.output.github import format_github
 
-        click.get_text_stream("stdout").write(format_github(findings))
+        stream.write(format_github(findings))
     else:
         from nnlint.engine.runner import read_source
         from nnlint.output.full import render_finding
 
-        console = _console()
+        console = _console(stderr=to_stderr)
         sources: dict[str, SourceFile | None] = dict(known)
         for finding in findings:
             if finding.path not in sources:
@@ -397,24 +555,50 @@ def _print_findings(
             console.print(render_finding(finding, sources[finding.path], unsafe))
 
 
-def _print_statistics(findings: list[Finding], unsafe: bool) -> None:
+def _print_statistics(
+    findings: list[Finding], unsafe: bool, output_format: str = "full", to_stderr: bool = False
+) -> None:
+    """Counts per rule: flake8's lines, or with ``--output-format json`` ruff's JSON list."""
     from nnlint.output.full import fixable
     from nnlint.rules import get_rule
 
     counts = Counter(finding.code for finding in findings)
+    fixable_counts = Counter(finding.code for finding in findings if fixable(finding, unsafe))
+    rows = []
     for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         rule = get_rule(code)
-        name = rule.name if rule else "parse-error"
-        marker = "[*]" if any(fixable(f, unsafe) for f in findings if f.code == code) else "[ ]"
-        click.echo(f"{count:>5}\t{code}\t{marker} {name}")
+        name = rule.name if rule else PARSE_ERROR_NAME
+        # ruff's schema: ``fixable`` when every finding of the code is, ``fixable_count`` for the rest
+        rows.append(
+            {
+                "code": code,
+                "name": name,
+                "count": count,
+                "fixable": fixable_counts[code] == count,
+                "fixable_count": fixable_counts[code],
+            }
+        )
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2), err=to_stderr)
+        return
+    for row in rows:
+        marker = "[*]" if row["fixable_count"] else "[ ]"
+        click.echo(f"{row['count']:>5}\t{row['code']}\t{marker} {row['name']}", err=to_stderr)
 
 
-def _print_summary(findings: list[Finding], fixed: int, unsafe: bool) -> None:
+def _print_summary(
+    findings: list[Finding],
+    fixed: int,
+    unsafe: bool,
+    withheld: list[WithheldFix] | None = None,
+    to_stderr: bool = False,
+) -> None:
     from nnlint.output.full import summary
 
     safe = sum(1 for f in findings if f.fix and f.fix.applicability == "safe")
     hidden = sum(1 for f in findings if f.fix and f.fix.applicability == "unsafe")
-    click.echo(summary(len(findings), fixed, safe, hidden, unsafe))
+    entries = [(entry.why, entry.code, entry.detail) for entry in withheld or []]
+    click.echo(summary(len(findings), fixed, safe, hidden, unsafe, entries), err=to_stderr)
 
 
 @cli.command()
@@ -423,20 +607,17 @@ def _print_summary(findings: list[Finding], fixed: int, unsafe: bool) -> None:
 def rule(code: str | None, show_all: bool) -> None:
     """Show the catalogue page of rule CODE, or list all rules."""
     from nnlint.catalogue import read_page
-    from nnlint.rules import ALL_RULES
+    from nnlint.rules import ALL_CODES
 
     if show_all or code is None:
-        click.echo(f"{'code':<7} {'name':<36} {'default':<8} {'fix':<7} found by")
-        for rule_class in ALL_RULES:
-            default = "on" if rule_class.default_enabled else "off"
-            where = "runtime" if rule_class.runtime_only else "check"
-            click.echo(f"{rule_class.code:<7} {rule_class.name:<36} {default:<8} {rule_class.fix:<7} {where}")
+        for line in _rule_table():
+            click.echo(line)
         return
     page = read_page(code.upper())
     if page is None:
         from nnlint.engine.config import did_you_mean
 
-        raise UserError(f"unknown rule {code!r}{did_you_mean(code.upper(), [r.code for r in ALL_RULES])}")
+        raise UserError(f"unknown rule {code!r}{did_you_mean(code.upper(), list(ALL_CODES))}")
     if sys.stdout.isatty():
         from rich.markdown import Markdown
 
@@ -445,29 +626,63 @@ def rule(code: str | None, show_all: bool) -> None:
         click.echo(page, nl=False)
 
 
+def _rule_table() -> list[str]:
+    """Every code (NN001 first) in columns as wide as their widest cell."""
+    from nnlint.rules import ALL_RULES, PARSE_ERROR, severity_of
+
+    rows = [("code", "name", "severity", "default", "fix", "found by")]
+    rows.append((PARSE_ERROR, PARSE_ERROR_NAME, severity_of(PARSE_ERROR), "on", "none", "check"))
+    for rule_class in ALL_RULES:
+        default = "on" if rule_class.default_enabled else "off"
+        where = "runtime" if rule_class.runtime_only else "check"
+        rows.append((rule_class.code, rule_class.name, severity_of(rule_class.code), default, rule_class.fix, where))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
 @cli.command("migrate-checkpoint")
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--renames", "renames_path", type=click.Path(path_type=Path), help="Renames file (default: nearest).")
 @click.option("--model", "model_spec", help="package.module:Factory building the fixed model, to map exactly.")
-def migrate_checkpoint(old: Path, new: Path, renames_path: Path | None, model_spec: str | None) -> None:
-    """Convert checkpoint OLD, saved before NN2xx fixes, into NEW for the fixed code."""
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Load OLD fully (weights_only=False): only for a file you trust, loading it can run code.",
+)
+def migrate_checkpoint(
+    old: Path, new: Path, renames_path: Path | None, model_spec: str | None, trust_checkpoint: bool
+) -> None:
+    """Convert checkpoint OLD, saved before NN2xx fixes, into NEW for the fixed code.
+
+    Every state_dict in OLD (a bare one, or several: model and EMA weights, Lightning's
+    `state_dict`...) that holds a fixed class is converted; optimizer states are left as they are.
+    Nothing is written when a state_dict has keys the fixes renamed that cannot be converted.
+    """
     from nnlint.fixes.renames import RENAMES_FILE, RenamesError, find, load
-    from nnlint.runtime.checkpoint import MigrationError, migrate
+    from nnlint.runtime.checkpoint import MigrationError, describe_location, migrate
 
     path = renames_path or find(Path.cwd())
     if path is None or not path.is_file():
         raise UserError(f"no {RENAMES_FILE} found: run `nnlint check --fix --unsafe-fixes` first, or pass --renames")
     try:
         classes = load(path)["classes"]
-        migration = migrate(old, new, classes, path.parent.resolve(), model_spec)
+        converted = migrate(old, new, classes, path.parent.resolve(), model_spec, trust_checkpoint)
     except (RenamesError, MigrationError) as error:
         raise UserError(str(error)) from None
-    if not migration.mapping:
+    if not converted:
         raise UserError(f"no key of {old} matches a class in {path}: nothing to migrate")
-    for prefix, qualname in sorted(migration.modules):
-        click.echo(f"{prefix}: {qualname}")
-    click.echo(f"Migrated {len(migration.mapping)} keys in {len(migration.modules)} modules: {new}")
+    several = len(converted) > 1
+    for item in converted:
+        where = describe_location(item.location)
+        noun = "key" if item.renamed == 1 else "keys"
+        click.echo(f"nnlint: converted {where}: {item.renamed} {noun} renamed", err=True)
+        for prefix, qualname in sorted(item.migration.modules):
+            click.echo(f"{where} {prefix}: {qualname}" if several else f"{prefix}: {qualname}")
+    keys = sum(item.renamed for item in converted)
+    modules = sum(len(item.migration.modules) for item in converted)
+    of = f" of {len(converted)} state_dicts" if several else ""
+    click.echo(f"Migrated {keys} keys in {modules} modules{of}: {new}")
 
 
 @cli.command()
@@ -487,7 +702,12 @@ def runtime(
     config_path: Path | None,
     exit_zero: bool,
 ) -> None:
-    """Run TARGET (path/to/file.py::Class or package.module:Class) and report what only shows at run time."""
+    """Run TARGET (path/to/file.py::Class or package.module:Class) and report what only shows at run time.
+
+    Exit status: 0 no findings, 1 findings, 2 when TARGET cannot be loaded, built or run (an error the
+    model raises is reported at its line: `file.py:12: Net.forward raised RuntimeError: ...`) and for
+    usage or configuration errors.
+    """
     from nnlint.runtime.verify import VerifyError, resolve_device
 
     try:
@@ -510,21 +730,24 @@ def _runtime_findings(
 ) -> list[Finding]:
     from nnlint.engine.noqa import is_suppressed
     from nnlint.engine.runner import read_source
-    from nnlint.runtime.lint import find_input, runtime_lint
+    from nnlint.runtime.lint import CapturedWarnings, find_input, runtime_lint
     from nnlint.runtime.models import RuntimeProblem, as_arguments, build, configured_input
     from nnlint.runtime.target import load_target
 
     try:
-        loaded = load_target(target, settings.config.root)
-        options = settings.config.verify.get(loaded.key or "", {})
-        model = build(loaded.cls, loaded.module, init_expr or options.get("init")).to(device)
-        expression = input_expr or options.get("input")
-        configured = configured_input(expression, loaded.module, loaded.cls) if expression else None
-        arguments = find_input(model, configured)
-        arguments = as_arguments(tuple(a.to(device) if hasattr(a, "to") else a for a in arguments))
-        findings = runtime_lint(model, arguments, loaded.path, loaded.row)
-    except RuntimeProblem as problem:
+        with CapturedWarnings() as captured:  # shown once each below, at the user's line
+            loaded = load_target(target, settings.config.root)
+            options = settings.config.verify.get(loaded.key or "", {})
+            model = build(loaded.cls, loaded.module, init_expr or options.get("init")).to(device)
+            expression = input_expr or options.get("input")
+            configured = configured_input(expression, loaded.module, loaded.cls) if expression else None
+            arguments = find_input(model, configured, captured)
+            arguments = as_arguments(tuple(a.to(device) if hasattr(a, "to") else a for a in arguments))
+            findings = runtime_lint(model, arguments, loaded.path, loaded.row, captured)
+    except RuntimeProblem as problem:  # the model's own errors too: one line naming its source line
         raise UserError(str(problem)) from None
+    for note in captured.notes():
+        click.echo(f"nnlint: note: {note}", err=True)
     kept = []
     for finding in findings:
         source = read_source(finding.path)
@@ -536,16 +759,24 @@ def _runtime_findings(
 
 @cli.command()
 def lsp() -> None:
-    """Run the language server over stdio (needs: pip install 'nnlint[lsp]')."""
+    """Run the language server over stdio (needs nnlint's `lsp` extra)."""
     try:
         from nnlint.integrations.lsp import start
     except ImportError as error:
-        raise UserError(f"the language server needs pygls: pip install 'nnlint[lsp]' ({error})") from None
+        from nnlint.install import missing_extra
+
+        raise UserError(f"{missing_extra('lsp', 'the language server')} ({error})") from None
     start()
+
+
+#: a linter allocates many small objects (syntax trees, facts) and frees them without cycles:
+#: the cyclic garbage collector's default thresholds spend ~3% of a run on needless passes
+GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def main() -> None:
     """Entry point: one-line errors, exit 2, never a traceback."""
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from nnlint.api import findings, fix_text
-from nnlint.catalogue import examples, read_page, sections
-from nnlint.rules import ALL_RULES
+from nnlint.catalogue import WITHOUT_EXAMPLES, examples, page_codes, read_page, sections
+from nnlint.rules import ALL_CODES, ALL_RULES, PARSE_ERROR
 
 CODES = [rule.code for rule in ALL_RULES]
 REQUIRED_SECTIONS = ["What it flags", "Why it is a problem", "Bad example", "Fixed example", "Fix safety"]
@@ -25,6 +25,40 @@ def test_page_structure(code: str) -> None:
     if rule.runtime_only:
         assert "`nnlint runtime`" in page
     assert list(sections(page))[: len(REQUIRED_SECTIONS)] == REQUIRED_SECTIONS
+
+
+def test_every_code_has_a_page_and_every_page_a_code() -> None:
+    assert page_codes() == sorted(ALL_CODES)
+
+
+#: NN001 (the files nnlint cannot read) has no model code to show: its page describes, nothing runs
+NN001_SECTIONS = ["What it flags", "Why it is a problem", "Example", "Fix safety", "Not flagged"]
+
+
+def test_nn001_page_has_no_examples_to_run() -> None:
+    assert {PARSE_ERROR} == WITHOUT_EXAMPLES
+    page = read_page(PARSE_ERROR)
+    assert page is not None, "rules/NN001.md is missing"
+    assert page.startswith("# NN001 `parse-error`\n")
+    assert "| on | none |" in page
+    assert list(sections(page)) == NN001_SECTIONS
+    assert "```python" not in page
+    with pytest.raises(LookupError, match="NN001 has no examples"):
+        examples(PARSE_ERROR)
+
+
+def test_nn001_page_shows_what_nnlint_prints(tmp_path) -> None:
+    """The page's console example is the real output for the two files it names."""
+    from conftest import run_cli
+
+    example = sections(read_page(PARSE_ERROR) or "")["Example"]
+    block = re.search(r"```console\n\$ (?P<command>.+?)\n(?P<output>.*?)```", example, re.S)
+    assert block is not None
+    (tmp_path / "broken.py").write_text("def broken(:\n    pass\n")
+    (tmp_path / "binary.py").write_bytes(b"x = 1\x00\n")
+    result = run_cli(*block.group("command").split()[1:], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == block.group("output")
 
 
 STATIC_CODES = [rule.code for rule in ALL_RULES if not rule.runtime_only]
@@ -185,7 +219,15 @@ def _unused_layer(bad, good, x, torch, outputs, deterministic, same_weights) -> 
     assert bad.proj.weight.grad is None  # never trained
 
 
+def _same_program(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN002: only a comment changed: the same outputs in both modes."""
+    same_weights(bad, good)
+    for train in (False, True):
+        assert torch.equal(outputs(bad, x, train), outputs(good, x, train))
+
+
 SPECIAL_BEHAVIOUR = {
+    "NN002": _same_program,
     "NN301": _built_in_forward,
     "NN304": _plain_tensor,
     "NN306": _unused_layer,

@@ -40,7 +40,7 @@ def test_exit_codes(project: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["check", "missing.py"], "nnlint: error: path does not exist: missing.py"),
+        (["check", "missing.py"], "nnlint: error: missing.py: No such file or directory"),
         (["check", "--select", "XX999", "bad.py"], "nnlint: error: unknown rule selector 'XX999' in --select"),
         (["check", "--ignore", "NN9", "bad.py"], "nnlint: error: unknown rule selector 'NN9' in --ignore"),
         (["check", "--frobnicate"], "nnlint: error: No such option"),
@@ -359,10 +359,12 @@ def test_rule_page_and_list() -> None:
     assert page.stdout.startswith("# NN101 `dropout-ignores-eval-mode`")
     assert "## Bad example" in page.stdout
     listing = run_cli("rule", "--all").stdout.splitlines()
-    assert listing[0].split() == ["code", "name", "default", "fix", "found", "by"]
-    assert listing[1].split() == ["NN101", "dropout-ignores-eval-mode", "on", "safe", "check"]
-    assert listing[2].split() == ["NN102", "hard-coded-training-flag", "off", "unsafe", "check"]
-    assert "NN105   eval-not-deterministic               on       none    runtime" in listing
+    assert listing[0].split() == ["code", "name", "severity", "default", "fix", "found", "by"]
+    assert listing[1].split() == ["NN001", "parse-error", "error", "on", "none", "check"]
+    rows = {line.split()[0]: line.split() for line in listing[1:]}
+    assert rows["NN101"] == ["NN101", "dropout-ignores-eval-mode", "error", "on", "safe", "check"]
+    assert rows["NN102"] == ["NN102", "hard-coded-training-flag", "error", "off", "unsafe", "check"]
+    assert "NN105  eval-not-deterministic               error     on       none       runtime" in listing
     assert run_cli("rule", "nn104").stdout.startswith("# NN104")
 
 

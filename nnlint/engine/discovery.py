@@ -13,17 +13,25 @@ class DiscoveryError(Exception):
     """A path given by the user that cannot be linted."""
 
 
-def discover_files(paths: list[Path], config: Config, force_exclude: bool = False) -> list[Path]:
+def discover_files(
+    paths: list[Path], config: Config, force_exclude: bool = False, missing: list[Path] | None = None
+) -> list[Path]:
     """Python files under ``paths``, honouring excludes and ``.gitignore``.
 
     Files named explicitly are linted even when excluded, unless
     ``force_exclude`` (as ruff does, so pre-commit can respect excludes).
+    A path that does not exist raises :class:`DiscoveryError`, or is added to ``missing``
+    when given (the caller lints the rest and reports it). A symlink that points nowhere
+    or into a loop is kept: reading it reports NN001.
     """
     excludes = PatternSet(config.root, config.all_excludes, names_outside_base=True)
     found: dict[Path, None] = {}
     for path in paths:
         if not path.exists() and not path.is_symlink():
-            raise DiscoveryError(f"path does not exist: {path}")
+            if missing is None:
+                raise DiscoveryError(f"path does not exist: {path}")
+            missing.append(path)
+            continue
         absolute = Path(os.path.abspath(path))
         if absolute.is_dir():
             for file in _walk(absolute, excludes, config.respect_gitignore):

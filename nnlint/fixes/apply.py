@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+import errno
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -256,10 +258,39 @@ def reparse_problem(text: str) -> str | None:
     return None
 
 
+class NotWritableError(OSError):
+    """A file the user may not write: its fixes are not applied (the file is left as it is)."""
+
+
+def unwritable_reason(path: str) -> str | None:
+    """Why the fixed text of ``path`` must not be written, or None.
+
+    A file without any write permission bit is read-only even for root (the temporary file and
+    rename would bypass its mode); so is one the user may not write, or whose directory does not
+    take the temporary file.
+    """
+    real = os.path.realpath(path)
+    try:
+        mode = os.stat(real).st_mode
+    except OSError as error:
+        return error.strerror or str(error)
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(real, os.W_OK):
+        return "not writable"
+    if not os.access(os.path.dirname(real), os.W_OK | os.X_OK):
+        return "not writable (its directory is read-only)"
+    return None
+
+
 def write_atomically(outcome: FileFix) -> None:
-    """Replace the file with its fixed text, same encoding, BOM, line endings and mode."""
+    """Replace the file with its fixed text, same encoding, BOM, line endings and mode.
+
+    Raises :class:`NotWritableError` (nothing written) for a file the user cannot write.
+    """
     data = outcome.original.encode(outcome.fixed_text)
     path = os.path.realpath(outcome.path)  # write through symlinks, next to the real file
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise NotWritableError(errno.EACCES, reason, outcome.path)
     directory = os.path.dirname(path)
     mode = os.stat(path).st_mode
     handle, temporary = tempfile.mkstemp(prefix=".nnlint-", suffix=".tmp", dir=directory)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 
 from nnlint.engine.model import Finding
@@ -48,8 +50,19 @@ def render_finding(finding: Finding, source: SourceFile | None, unsafe_fixes: bo
     return text
 
 
-def summary(found: int, fixed: int, fixable_safe: int, fixable_unsafe: int, unsafe_fixes: bool) -> str:
-    """The closing lines, in ruff's words."""
+Withheld = tuple[str, str, str]
+"""A fix held back: why (``verification failed``), the finding's code, the class and reason."""
+
+
+def summary(
+    found: int,
+    fixed: int,
+    fixable_safe: int,
+    fixable_unsafe: int,
+    unsafe_fixes: bool,
+    withheld: Sequence[Withheld] = (),
+) -> str:
+    """The closing lines, in ruff's words; then the fixes held back, which are not counted as fixable."""
     if found == 0 and fixed == 0:
         return "All checks passed!"
     noun = "error" if found + fixed == 1 else "errors"
@@ -68,4 +81,20 @@ def summary(found: int, fixed: int, fixable_safe: int, fixable_unsafe: int, unsa
             f"No fixes available ({hidden} hidden {'fix' if hidden == 1 else 'fixes'} "
             "can be enabled with the `--unsafe-fixes` option)."
         )
+    lines.extend(withheld_lines(withheld))
     return "\n".join(lines)
+
+
+def withheld_lines(withheld: Sequence[Withheld]) -> list[str]:
+    """``1 fix withheld: verification failed (NN202 in m.py::Net: outputs differ)``, one line per why."""
+    by_why: dict[str, dict[str, list[str]]] = {}
+    for why, code, detail in withheld:
+        codes = by_why.setdefault(why, {}).setdefault(detail, [])
+        if code not in codes:
+            codes.append(code)
+    lines = []
+    for why, details in by_why.items():
+        count = sum(1 for entry in withheld if entry[0] == why)
+        parts = "; ".join(f"{', '.join(sorted(codes))} in {detail}" for detail, codes in details.items())
+        lines.append(f"{count} {'fix' if count == 1 else 'fixes'} withheld: {why} ({parts})")
+    return lines
