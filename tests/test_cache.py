@@ -42,6 +42,12 @@ def _check(project: Path, *options: str) -> list[tuple[str, str, int]]:
     return [(Path(i["filename"]).name, i["code"], i["location"]["row"]) for i in json.loads(result.stdout)]
 
 
+def _cache_files(project: Path) -> tuple[Path, Path]:
+    """The per-file results and the run memo of the one settings fingerprint used."""
+    (runs,) = (project / CACHE_DIR_NAME).rglob("*.runs.pickle")
+    return runs.with_name(runs.name.replace(".runs", "")), runs
+
+
 def _lint_in_process(
     project: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path | None = None, select: list[str] | None = None
 ) -> list:
@@ -115,8 +121,9 @@ def test_cache_dir_option_environment_and_config(project: Path) -> None:
 
 def test_a_corrupt_cache_is_ignored_and_rewritten(project: Path) -> None:
     _check(project)
-    (cache_file,) = (project / CACHE_DIR_NAME).rglob("*.pickle")
+    cache_file, runs_file = _cache_files(project)
     cache_file.write_bytes(b"\x80\x04not a pickle")
+    runs_file.write_bytes(b"garbage")
     assert _check(project) == [("model.py", "NN101", 8)]
     assert isinstance(pickle.loads(cache_file.read_bytes()), dict)
 
@@ -142,7 +149,7 @@ def test_two_processes_sharing_the_cache_do_not_corrupt_it(project: Path) -> Non
         for (stdout, stderr), process in zip(outputs, processes, strict=True):
             assert process.returncode == 1, stderr
             assert len(json.loads(stdout)) == 31
-    (cache_file,) = (project / CACHE_DIR_NAME).rglob("*.pickle")
+    cache_file, _ = _cache_files(project)
     entries = pickle.loads(cache_file.read_bytes())
     assert len(entries) == 33  # every file, once
     assert not list((project / CACHE_DIR_NAME).rglob(".tmp-*"))  # no temporary file left behind
@@ -173,3 +180,44 @@ def test_semantic_decisions_follow_an_edited_subclass_while_the_base_comes_from_
     monkeypatch.setattr(runner, "lint_job", recording)
     assert _lint_in_process(project, monkeypatch, select=["NN304"]) == []
     assert linted == ["model.py"]
+
+
+def test_an_unchanged_tree_is_answered_from_the_run_memo(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither a file's analysis nor the per-file results are loaded; asking for them still works."""
+    first = _lint_in_process(project, monkeypatch)
+    reads = []
+    original = Cache._read
+
+    def recording(self: Cache) -> dict:
+        reads.append(self.file.name)
+        return original(self)
+
+    monkeypatch.setattr(Cache, "_read", recording)
+    monkeypatch.setattr(runner, "lint_job", lambda job: pytest.fail(f"{job.path} was linted again"))
+    settings = build_settings(Config(root=project))
+    cache = Cache(project / CACHE_DIR_NAME, settings.enabled)
+    run = runner.lint_paths(sorted(Path("pkg").glob("*.py")), settings, workers=1, cache=cache)
+    assert [(f.path, f.code, f.row) for f in run.findings] == first
+    assert reads == []
+    assert sorted(Path(result.path).name for result in run.results) == ["__init__.py", "base.py", "model.py"]
+    assert reads and run.model.is_module("pkg.model.Model")
+
+
+def test_the_run_memo_follows_a_changed_base_class_outside_the_linted_files(project: Path) -> None:
+    """Only model.py is linted; base.py is loaded by the project index, and its edits count."""
+    command = ("check", "--output-format", "concise", "pkg/model.py")
+    assert run_cli(*command, cwd=project).stdout.count("NN101") == 1
+    (project / "pkg" / "base.py").write_text(NOT_A_MODULE)
+    assert run_cli(*command, cwd=project).stdout.count("NN101") == 0
+    (project / "pkg" / "base.py").write_text(BASE)
+    assert run_cli(*command, cwd=project).stdout.count("NN101") == 1
+    (project / "pkg" / "base.py").unlink()
+    assert run_cli(*command, cwd=project).stdout.count("NN101") == 0
+
+
+def test_a_fix_after_a_memoised_run_sees_the_files(project: Path) -> None:
+    assert _check(project) == [("model.py", "NN101", 8)]
+    assert _check(project) == [("model.py", "NN101", 8)]  # memoised
+    result = run_cli("check", "--fix", "pkg", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "training=self.training" in (project / "pkg" / "model.py").read_text()

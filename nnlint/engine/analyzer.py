@@ -12,6 +12,7 @@ functions and every class are walked too, for those rules only.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -67,6 +68,32 @@ class Where:
         return self if self.class_qualname is None else replace(self, class_qualname=None)
 
 
+def _active(rules: Sequence[Rule], text: str) -> list[Rule]:
+    """The rules whose triggers occur in the file's text.
+
+    A rule that inspects only torch calls has nothing to find in a file that never names
+    ``torch`` (its calls resolve through the file's imports).
+    """
+    names_torch = "torch" in text
+    active = []
+    for rule in rules:
+        kind = type(rule)
+        if (names_torch or not _torch_calls_only(kind)) and any(trigger in text for trigger in _triggers(kind)):
+            active.append(rule)
+    return active
+
+
+@functools.cache
+def _torch_calls_only(rule: type[Rule]) -> bool:
+    return rule.triggers is None and bool(rule.calls) and all(call.startswith("torch.") for call in rule.calls)
+
+
+@functools.cache
+def _triggers(rule: type[Rule]) -> tuple[str, ...]:
+    """Shortest first: short names (``cat``, ``view``) are the common ones, found soonest."""
+    return tuple(sorted(rule.trigger_strings(), key=lambda trigger: (len(trigger), trigger)))
+
+
 class FileAnalyzer:
     """Analyse one parsed file with a set of rules."""
 
@@ -84,9 +111,9 @@ class FileAnalyzer:
             for module in rule.attributes_of:
                 self.rules_by_module.setdefault(module, []).append(rule)
         self.call_tails = {qualname.rsplit(".", 1)[1] for qualname in self.rules_by_call}
-        text = file.source.text
         # A rule has nothing to find in a file where none of its trigger strings occurs.
-        active = [rule for rule in rules if any(trigger in text for trigger in rule.trigger_strings())]
+        text = file.source.text
+        active = _active(rules, text)
         self.walk_bodies = any(rule.calls or rule.attributes_of for rule in active)
         # code outside nn.Module methods is walked only for rules that hold there
         self.walk_anywhere = any(rule.anywhere and (rule.calls or rule.attributes_of) for rule in active)

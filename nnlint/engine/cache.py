@@ -10,6 +10,12 @@ that use it follow without re-analysing them.
 One pickle per settings fingerprint, under ``.nnlint_cache/<version>/``; it is
 written whole to a temporary file and renamed, so parallel runs never see a
 torn file (the last writer's entries win; a lost entry only costs a re-lint).
+
+Beside it, a small pickle of *runs*: the decided findings of the last few runs,
+keyed by everything they depended on (settings, every linted file's path,
+module and content digest) and checked against the files outside the linted set
+the project index loaded. A run over an unchanged tree reads only that — not
+the per-file results and facts, which are loaded when something needs them.
 """
 
 from __future__ import annotations
@@ -22,12 +28,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from nnlint import __version__
-from nnlint.engine.model import FileResult
+from nnlint.engine.model import FileResult, Finding
 
 CACHE_DIR_NAME = ".nnlint_cache"
 CACHE_DIR_ENV = "NNLINT_CACHE_DIR"
 #: (content digest, module, is_package, result)
 Entry = tuple[str, str | None, bool, FileResult]
+#: modules loaded from outside the linted files: module → (file, content digest), or None where not found
+Externals = dict[str, tuple[str, str] | None]
+#: how many runs (sets of paths and settings) keep their decided findings
+KEPT_RUNS = 8
 
 
 def default_cache_dir(root: Path) -> Path:
@@ -57,16 +67,30 @@ class Cache:
     def __init__(self, directory: Path, codes: frozenset[str]) -> None:
         self.directory = directory
         self.file = directory / __version__ / f"{fingerprint(codes)}.pickle"
-        self.entries: dict[str, Entry] = self._read()
+        self.runs_file = self.file.with_suffix(".runs.pickle")
+        self._entries: dict[str, Entry] | None = None
         self.updates: dict[str, Entry] = {}
 
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """Per-file results, read on first use (a run over an unchanged tree may never need them)."""
+        if self._entries is None:
+            self._entries = self._read()
+        return self._entries
+
     def _read(self) -> dict[str, Entry]:
-        try:
-            with open(self.file, "rb") as stream:
-                entries = pickle.load(stream)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError, TypeError):
-            return {}  # missing, unreadable or from another layout: start afresh
-        return entries if isinstance(entries, dict) else {}
+        return _read_dict(self.file)
+
+    def run(self, key: str) -> tuple[Externals, list[Finding]] | None:
+        """The externals and decided findings of an earlier run with this key."""
+        stored = _read_dict(self.runs_file).get(key)
+        return stored if isinstance(stored, tuple) and len(stored) == 2 else None
+
+    def put_run(self, key: str, externals: Externals, findings: list[Finding]) -> None:
+        """Keep a run's decided findings (the last :data:`KEPT_RUNS` runs are kept)."""
+        runs = {name: value for name, value in _read_dict(self.runs_file).items() if name != key}
+        runs[key] = (externals, findings)
+        self._write(self.runs_file, dict(list(runs.items())[-KEPT_RUNS:]))
 
     def get(self, path: str, content_digest: str, module: str | None, is_package: bool) -> FileResult | None:
         """The stored result for this file and content (with ``path`` as given this time)."""
@@ -86,24 +110,38 @@ class Cache:
         """Merge this run's results into the file (re-read first: another run may have written it)."""
         if not self.updates:
             return
+        entries = {**self._read(), **self.updates}
+        self._write(self.file, entries)
+        self._entries = entries
+        self.updates = {}
+
+    def _write(self, file: Path, value: object) -> None:
+        """Write ``value`` to ``file`` atomically; a read-only tree just goes without the cache."""
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
+            file.parent.mkdir(parents=True, exist_ok=True)
             _ignore_in_git(self.directory)
-            entries = {**self._read(), **self.updates}
             import tempfile  # only when writing
 
-            handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=self.file.parent)
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=file.parent)
             try:
                 with os.fdopen(handle, "wb") as stream:
-                    pickle.dump(entries, stream, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(temporary, self.file)
+                    pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, file)
             except BaseException:
                 if os.path.exists(temporary):
                     os.unlink(temporary)
                 raise
         except OSError:
-            pass  # a read-only tree: linting works without the cache
-        self.updates = {}
+            pass
+
+
+def _read_dict(file: Path) -> dict:
+    try:
+        with open(file, "rb") as stream:
+            value = pickle.load(stream)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError, TypeError):
+        return {}  # missing, unreadable or from another layout: start afresh
+    return value if isinstance(value, dict) else {}
 
 
 def _ignore_in_git(directory: Path) -> None:

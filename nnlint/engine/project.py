@@ -50,7 +50,8 @@ class ProjectIndex:
         self.stars: dict[str, list[str]] = {}
         self.loader = loader
         self._answers: dict[str, bool] = {}
-        self._tried_modules: set[str] = set()
+        #: modules looked for outside the analysed files (loaded or not found)
+        self.tried_modules: set[str] = set()
         #: attribute names read anywhere in the analysed files (see ``FileResult.references``)
         self.references: set[str] = set()
 
@@ -92,9 +93,9 @@ class ProjectIndex:
         return any(self.is_module_class(f"{star}.{name}") for star in self.stars.get(module, []))
 
     def _load(self, module: str) -> bool:
-        if self.loader is None or module in self._tried_modules:
+        if self.loader is None or module in self.tried_modules:
             return False
-        self._tried_modules.add(module)
+        self.tried_modules.add(module)
         result = self.loader(module)
         if result is None:
             return False

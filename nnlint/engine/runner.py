@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 from nnlint.engine.analyzer import analyze_tree
-from nnlint.engine.cache import Cache, digest
+from nnlint.engine.cache import Cache, Externals, digest
 from nnlint.engine.context import FileContext
 from nnlint.engine.model import FileResult, Finding, Span
 from nnlint.engine.noqa import file_exemption, suppressed_codes
@@ -21,6 +22,7 @@ from nnlint.engine.settings import Settings
 from nnlint.engine.source import SourceError, SourceFile, read_file_bytes
 from nnlint.rules import PARSE_ERROR, RULES_BY_CODE
 from nnlint.rules.base import Rule
+from nnlint.rules.noqa_codes import UnusedNoqa, settle
 from nnlint.semantic.model import SemanticModel
 
 #: Below this many files, worker processes cost more than they save.
@@ -39,16 +41,51 @@ class Job:
     text: bytes | None = None
 
 
-@dataclass
 class LintRun:
-    """Results of linting a set of files."""
+    """Results of linting a set of files.
 
-    results: list[FileResult]
-    index: ProjectIndex
-    settings: Settings
-    model: SemanticModel
-    findings: list[Finding] = field(default_factory=list)
-    sources: dict[str, SourceFile] = field(default_factory=dict)
+    ``findings`` are the decided findings. ``results``, ``index`` and ``model`` may be
+    deferred: a run answered from the cache's run memo builds them when first asked.
+    """
+
+    def __init__(
+        self,
+        results: list[FileResult] | None,
+        index: ProjectIndex | None,
+        settings: Settings,
+        model: SemanticModel | None,
+        findings: list[Finding] | None = None,
+        sources: dict[str, SourceFile] | None = None,
+        build: Callable[[], LintRun] | None = None,
+    ) -> None:
+        self._results, self._index, self._model = results, index, model
+        self.settings = settings
+        self.findings: list[Finding] = findings if findings is not None else []
+        self.sources: dict[str, SourceFile] = sources if sources is not None else {}
+        self._build = build
+
+    def _built(self) -> None:
+        if self._build is not None:
+            full, self._build = self._build(), None
+            self._results, self._index, self._model = full.results, full.index, full.model
+
+    @property
+    def results(self) -> list[FileResult]:
+        self._built()
+        assert self._results is not None
+        return self._results
+
+    @property
+    def index(self) -> ProjectIndex:
+        self._built()
+        assert self._index is not None
+        return self._index
+
+    @property
+    def model(self) -> SemanticModel:
+        self._built()
+        assert self._model is not None
+        return self._model
 
 
 def make_rules(codes: Iterable[str]) -> list[Rule]:
@@ -95,26 +132,31 @@ def lint_source(
     except RecursionError:
         result = FileResult(source.path, module, [parse_error(source.path, "could not analyse: too deeply nested")])
     if apply_noqa:
-        result.findings = _apply_noqa(source, result.findings)
+        result.findings = _apply_noqa(source, result.findings, rules)
     else:
         for finding in result.findings:
             finding.noqa_row = finding.span.row
     return result
 
 
-def _apply_noqa(source: SourceFile, findings: list[Finding]) -> list[Finding]:
-    if not findings:
+def _apply_noqa(source: SourceFile, findings: list[Finding], rules: list[Rule]) -> list[Finding]:
+    """The findings no ``# noqa`` suppresses; with NN002 on, its candidates (settled project-wide)."""
+    judge = next((rule for rule in rules if isinstance(rule, UnusedNoqa)), None)
+    if not findings and judge is None:
         return findings
     exempt = file_exemption(source.lines()) if "nnlint" in source.text else None
-    kept = []
+    kept, suppressed = [], []
     for finding in findings:
         if exempt is not None and (not exempt or finding.code in exempt):
             continue
         codes = suppressed_codes(source.line(finding.span.row))
         if codes is not None and (not codes or finding.code in codes):
+            suppressed.append(finding)
             continue
         finding.noqa_row = finding.span.row
         kept.append(finding)
+    if judge is not None:
+        kept += judge.check_noqa(source, suppressed, exempt, (rule.code for rule in rules if not rule.runtime_only))
     return kept
 
 
@@ -175,15 +217,26 @@ def run_jobs(
     import multiprocessing  # only here: a warm (cached) run does not need it
 
     context = multiprocessing.get_context(method)
-    chunk = max(1, min(16, len(jobs) // (workers * 8)))
+    chunk = max(1, min(8, len(jobs) // (workers * 16)))
     results = []
     with context.Pool(workers, initializer=_init_worker, initargs=(codes,)) as pool:
-        for done, result in enumerate(pool.imap_unordered(lint_job, jobs, chunksize=chunk), 1):
+        # largest files first: the last chunks are small, so no worker waits long for another at the end
+        ordered = sorted(jobs, key=_size, reverse=True)
+        for done, result in enumerate(pool.imap_unordered(lint_job, ordered, chunksize=chunk), 1):
             results.append(result)
             if progress:
                 progress(done, len(jobs))
     results.sort(key=lambda result: result.path)
     return results
+
+
+def _size(job: Job) -> int:
+    if job.text is not None:
+        return len(job.text)
+    try:
+        return os.stat(job.path).st_size
+    except OSError:
+        return 0
 
 
 _FORKED_FUNCTION: Callable | None = None
@@ -244,13 +297,40 @@ def lint_paths(
     """Lint files (and stdin), then keep the findings that apply.
 
     The decoded stdin text is kept in ``run.sources`` (fixes and output need it; it is not on disk).
-    With a ``cache``, files whose content was analysed before with the same settings are not again.
+    With a ``cache``, files whose content was analysed before with the same settings are not again,
+    and a run over files unchanged since an earlier identical run reuses that run's decided findings.
     """
     jobs, roots = make_jobs(files)
+    roots.update({settings.config.root, Path.cwd()})
+    search = sorted(roots)
+    if cache is None or stdin is not None:
+        return _lint_jobs(jobs, search, settings, workers, progress, stdin, cache, {})
+    digests = _digests(jobs)
+    key = _run_key(settings, jobs, digests, search)
+    memo = cache.run(key) if key is not None else None
+    if memo is not None and _externals_unchanged(memo[0], search):
+        later = functools.partial(_lint_jobs, jobs, search, settings, workers, progress, None, cache, digests)
+        return LintRun(None, None, settings, None, findings=memo[1], build=later)
+    run = _lint_jobs(jobs, search, settings, workers, progress, None, cache, digests)
+    if key is not None and _digests(jobs) == digests:  # (no file changed while it was linted)
+        cache.put_run(key, _externals(run.index, search), run.findings)
+    return run
+
+
+def _lint_jobs(
+    jobs: list[Job],
+    search: list[Path],
+    settings: Settings,
+    workers: int,
+    progress: Progress | None,
+    stdin: tuple[str, bytes] | None,
+    cache: Cache | None,
+    digests: dict[str, str | None],
+) -> LintRun:
+    """Lint (or take from the cache) every job, build the project model and decide the findings."""
     cached: list[FileResult] = []
-    digests: dict[str, str] = {}
     if cache is not None:
-        cached, jobs, digests = _from_cache(jobs, cache)
+        cached, jobs, digests = _from_cache(jobs, cache, digests)
     sources: dict[str, SourceFile] = {}
     if stdin is not None:
         filename, data = stdin
@@ -259,17 +339,18 @@ def lint_paths(
             sources[filename] = decoded
         module, is_package, root = module_name(Path(os.path.abspath(filename)))
         jobs.append(Job(filename, module or None, is_package, data))
-        roots.add(root)
-    roots.update({settings.config.root, Path.cwd()})
+        if root not in search:
+            search = [*search, root]
     results = run_jobs(jobs, settings.enabled, workers or default_workers(), progress)
     if cache is not None:
         by_path = {job.path: job for job in jobs}
         for result in results:
-            if result.path in digests:
-                cache.put(digests[result.path], by_path[result.path].is_package, result)
+            content = digests.get(result.path)
+            if content is not None:
+                cache.put(content, by_path[result.path].is_package, result)
         cache.save()
         results = sorted([*results, *cached], key=lambda result: result.path)
-    index = ProjectIndex(settings.module_bases, loader=module_loader(sorted(roots)))
+    index = ProjectIndex(settings.module_bases, loader=module_loader(search))
     for result in results:
         index.add(result)
     model = SemanticModel.build(index, results)
@@ -280,25 +361,80 @@ def lint_paths(
     return run
 
 
-def _from_cache(jobs: list[Job], cache: Cache) -> tuple[list[FileResult], list[Job], dict[str, str]]:
+def _digests(jobs: list[Job]) -> dict[str, str | None]:
+    """Every job's content digest (None: unreadable, the worker reports it)."""
+    digests: dict[str, str | None] = {}
+    for job in jobs:
+        try:
+            digests[job.path] = digest(read_file_bytes(job.path))
+        except OSError:
+            digests[job.path] = None
+    return digests
+
+
+def _run_key(settings: Settings, jobs: list[Job], digests: dict[str, str | None], search: list[Path]) -> str | None:
+    """What a run's decided findings depend on besides files outside the linted set (None: not memoised)."""
+    if any(content is None for content in digests.values()):
+        return None
+    linted = [(job.path, job.module, job.is_package, digests[job.path]) for job in jobs]
+    return digest(repr((sorted(settings.enabled), settings.config, [str(p) for p in search], linted)).encode())
+
+
+def _externals(index: ProjectIndex, search: list[Path]) -> Externals:
+    """The modules the index loaded (or looked for) outside the linted files, and what it found."""
+    found: Externals = {}
+    for module in sorted(index.tried_modules):
+        path = find_module_file(module, search)
+        try:
+            found[module] = (str(path), digest(read_file_bytes(str(path)))) if path is not None else None
+        except OSError:
+            found[module] = None
+    return found
+
+
+def _externals_unchanged(recorded: Externals, search: list[Path]) -> bool:
+    """True when each external module is still found in the same file with the same content."""
+    for module, before in recorded.items():
+        path = find_module_file(module, search)
+        if path is None or before is None:
+            if path is not None or before is not None:
+                return False
+            continue
+        try:
+            if (str(path), digest(read_file_bytes(str(path)))) != before:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _from_cache(
+    jobs: list[Job], cache: Cache, digests: dict[str, str | None]
+) -> tuple[list[FileResult], list[Job], dict[str, str | None]]:
     """The results the cache has, the jobs still to run (given their bytes) and their content digests."""
     cached: list[FileResult] = []
     misses: list[Job] = []
-    digests: dict[str, str] = {}
+    known: dict[str, str | None] = {}
     for job in jobs:
+        content = digests.get(job.path)
+        if content is not None:
+            result = cache.get(job.path, content, job.module, job.is_package)
+            if result is not None:
+                cached.append(result)
+                continue
         try:
             data = read_file_bytes(job.path)
         except OSError:
             misses.append(job)  # the worker reports it (NN001)
             continue
-        content = digest(data)
-        result = cache.get(job.path, content, job.module, job.is_package)
-        if result is not None:
-            cached.append(result)
-        else:
-            digests[job.path] = content
-            misses.append(replace(job, text=data))  # read once
-    return cached, misses, digests
+        known[job.path] = digest(data)
+        if content is None or known[job.path] != content:
+            result = cache.get(job.path, known[job.path], job.module, job.is_package)
+            if result is not None:
+                cached.append(result)
+                continue
+        misses.append(replace(job, text=data))  # read once
+    return cached, misses, known
 
 
 def applicable_findings(findings: Iterable[Finding], model: SemanticModel, settings: Settings) -> list[Finding]:
@@ -306,6 +442,10 @@ def applicable_findings(findings: Iterable[Finding], model: SemanticModel, setti
     kept = []
     for finding in findings:
         if not settings.reports(finding.code, finding.path):
+            continue
+        if finding.code == UnusedNoqa.code:  # it judges what the other findings' noqa comments suppressed
+            decided = settle(finding, lambda found: applicable_findings(found, model, settings), settings.reports)
+            kept += [decided] if decided is not None else []
             continue
         if finding.module_class is not None and not model.is_module(finding.module_class):
             continue

@@ -37,7 +37,9 @@ from nnlint.semantic.requirements import WHERE, HoldsState, ReachedFromForward
 _LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 #: code that may run many times, or only sometimes: a layer built there cannot simply be built once
 _NOT_ONCE = (*_LOOPS, ast.If, ast.IfExp, ast.Match, ast.BoolOp, *TRY_STATEMENTS)
-_CONSTRUCTION = re.compile(r"[A-Z]\w*\s*\(")
+_CONSTRUCTION = re.compile(r"([A-Z]\w*)\s*\(")
+#: ``raise ValueError(...)``: constructions that are never layers
+_NEVER_LAYERS = ("Error", "Warning", "Exception")
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
@@ -75,8 +77,8 @@ class LayerBuiltInForward(Rule):
         # forward may call any of its methods (the model decides which)
         candidates = local_forward if "forward" in methods else list(methods.values())
         for method in candidates:
-            if method.name in setup or not _CONSTRUCTION.search(site.file.lines_of(method)):
-                continue  # no ``Capitalised(`` call: nothing is constructed here
+            if method.name in setup or not _constructs(site.file.lines_of(method)):
+                continue  # no ``Capitalised(`` call but exceptions: nothing is constructed here
             scope = site.method_scope(method)
             self_name = instance_parameter(method)
             once = _run_once_blocks(method, self_name)
@@ -111,6 +113,10 @@ class LayerBuiltInForward(Rule):
                     also_modules=() if is_torch_layer else (callee,),
                     requires=tuple(requires),
                 )
+
+
+def _constructs(text: str) -> bool:
+    return any(not name.endswith(_NEVER_LAYERS) for name in _CONSTRUCTION.findall(text))
 
 
 #: torch containers: built from layers that already exist, they add no weights of their own

@@ -51,16 +51,18 @@ class FactCollector:
     def add_class(self, node: ast.ClassDef, qualname: str, bases: list[str], scope: Scope) -> ClassFacts:
         facts = ClassFacts(qualname, bases)
         methods = _methods(node.body)
+        texts = []
         for method in methods:
             walker = _Walker(self, self.file.function_scope(method, scope), instance_parameter(method), facts, qualname)
             walker.run(method)
             facts.methods[method.name] = walker.summary(method.name)
-        facts.moved_by_override = _moved_by_override(self.file, methods)
+            texts.append(walker.text)
+        facts.moved_by_override = _moved_by_override(methods, texts)
         if _needs_uses(facts):
-            for method in methods:
+            for method, text in zip(methods, texts, strict=True):
                 self_name = instance_parameter(method)
                 if self_name is not None:
-                    facts.uses.extend(_uses(self.file, method, self_name))
+                    facts.uses.extend(_uses(text, method, self_name))
             facts.uses = list(dict.fromkeys(facts.uses))  # one per (name, method, how): what questions need
         self.facts.classes.append(facts)
         return facts
@@ -101,12 +103,14 @@ class _Walker:
         self.returns: list[Value] = []
         self.method = ""
         self.function: Function | None = None
+        self.text = ""
         #: ``if self.x is None:`` statements: what their bodies call runs once
         self.lazy_blocks: list[ast.If] = []
 
     def run(self, function: Function) -> None:
         self.function = function
         self.method = function.name
+        self.text = self.file.lines_of(function)
         if self.self_name is not None:
             self.env[self.self_name] = UNKNOWN
         for arg in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs):
@@ -119,7 +123,7 @@ class _Walker:
             tuple(dict.fromkeys(self.returns)),
             self._self_calls(),
             self.self_name is not None,
-            self.function is not None and _makes_default_device_tensors(self.file.lines_of(self.function)),
+            self.function is not None and _makes_default_device_tensors(self.text),
         )
 
     def _self_calls(self) -> tuple[SelfCall, ...]:
@@ -127,7 +131,7 @@ class _Walker:
         if self.self_name is None or self.function is None:
             return ()
         pattern = re.compile(rf"\b{re.escape(self.self_name)}\.(\w+)\s*\(")
-        everywhere = collections.Counter(pattern.findall(self.file.lines_of(self.function)))
+        everywhere = collections.Counter(pattern.findall(self.text))
         guarded = collections.Counter(
             name for block in self.lazy_blocks for name in pattern.findall(self.file.lines_of(block))
         )
@@ -221,6 +225,8 @@ class _Walker:
         if name is None or value == Value("self_attr", name):
             return value
         text = self.file.text_of(expr)
+        if f"{self.self_name}.{name}" not in text:
+            return value
         mentions_itself = re.search(rf"\b{re.escape(self.self_name or '')}\.{re.escape(name)}\b", text)
         if mentions_itself and ".to(" not in text and "device" not in text:
             return Value("tensor", "accumulated")
@@ -334,13 +340,12 @@ def _needs_uses(facts: ClassFacts) -> bool:
     return any(not a.element and a.value.kind in TENSOR_LIKE for a in facts.assignments)
 
 
-def _uses(file: FileContext, method: Function, self_name: str) -> list[Use]:
+def _uses(text: str, method: Function, self_name: str) -> list[Use]:
     """Every read of ``self.<attr>`` in a method (closures included) and how it uses it.
 
     Read from the method's text (a regular expression, not a tree walk: this runs for most
     classes, and how a tensor is read is decided by the few characters around it).
     """
-    text = file.lines_of(method)
     pattern = re.compile(rf"(?<![\w.]){re.escape(self_name)}\.(\w+)")
     found = []
     for match in pattern.finditer(text):
@@ -356,11 +361,11 @@ MOVING_METHODS = frozenset({"_apply", "to", "cuda", "cpu", "half", "float", "dou
 _FACTORY_CALL = re.compile(r"\btorch\.(?:zeros|ones|empty|full|rand|randn|randint|arange|eye|tensor|linspace)\(")
 
 
-def _moved_by_override(file: FileContext, methods: list[Function]) -> frozenset[str]:
+def _moved_by_override(methods: list[Function], texts: list[str]) -> frozenset[str]:
     names: set[str] = set()
-    for method in methods:
+    for method, text in zip(methods, texts, strict=True):
         if method.name in MOVING_METHODS:
-            names.update(re.findall(r"\.(\w+)", file.lines_of(method)))
+            names.update(re.findall(r"\.(\w+)", text))
     return frozenset(names)
 
 
