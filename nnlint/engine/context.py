@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from nnlint.engine.model import Finding, Fix, Span
-from nnlint.engine.names import Scope, parameter_names, self_attribute
+from nnlint.engine.names import Scope, parameter_names, self_attribute, walk
 from nnlint.engine.source import SourceFile
 from nnlint.torch_facts import Signature
 
@@ -122,7 +122,7 @@ def _assignments(body: list[ast.stmt], name: str, guarded: bool) -> Iterator[tup
 
 def mentions_training(node: ast.AST) -> bool:
     """True when an expression reads a ``training`` flag (``self.training``, ``training``)."""
-    for child in ast.walk(node):
+    for child in walk(node):
         if isinstance(child, ast.Attribute) and child.attr == "training":
             return True
         if isinstance(child, ast.Name) and child.id in ("training", "is_training"):

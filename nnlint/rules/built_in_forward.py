@@ -12,9 +12,11 @@ from nnlint.engine.names import (
     TRY_STATEMENTS,
     Scope,
     all_statements,
+    children,
     instance_parameter,
     parameter_names,
     self_attribute,
+    walk,
 )
 from nnlint.rules.base import Rule
 from nnlint.rules.common import (
@@ -52,11 +54,11 @@ def _calls(method: Method) -> Iterator[tuple[ast.Call, bool, ast.stmt | None]]:
             yield node, repeated, None
         if isinstance(node, (ast.Assign, ast.Expr)) and isinstance(node.value, ast.Call):
             yield node.value, repeated, node
-            stack.extend((child, repeated) for child in ast.iter_child_nodes(node.value))
+            stack.extend((child, repeated) for child in children(node.value))
             stack.extend((t, repeated) for t in getattr(node, "targets", []))
             continue
         inner = repeated or isinstance(node, _NOT_ONCE + _NESTED)
-        stack.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
+        stack.extend((child, inner) for child in reversed(children(node)))
 
 
 class LayerBuiltInForward(Rule):
@@ -151,7 +153,7 @@ def _run_once_blocks(method: Method, self_name: str | None) -> list[tuple[int, i
     for statement in all_statements(method.body):
         if not isinstance(statement, ast.If):
             continue
-        tested = {self_attribute(node, self_name) for node in ast.walk(statement.test)} - {None}
+        tested = {self_attribute(node, self_name) for node in walk(statement.test)} - {None}
         assigned = {
             self_attribute(target, self_name)
             for inner in all_statements(statement.body)
@@ -224,7 +226,7 @@ def _taken(site: ClassSite, taken: dict[str, set[str]]) -> set[str]:
 def _single_assignment_loads(method: Method, name: str) -> list[ast.Name] | None:
     """The reads of ``name`` when the method assigns it once, nothing nested rebinds it and it is only called."""
     stores, loads, called = 0, [], set()
-    for node in ast.walk(method):
+    for node in walk(method):
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return None
         nested = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not method

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from nnlint import torch_facts
 from nnlint.engine.context import CallSite, ClassSite, find_argument
 from nnlint.engine.model import AddKeywordArgument, Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import TRY_STATEMENTS, Scope, all_statements, qualified_name, self_attribute
+from nnlint.engine.names import TRY_STATEMENTS, Scope, all_statements, qualified_name, self_attribute, walk
 from nnlint.rules.base import Rule
 from nnlint.rules.common import init_method, methods_of
 
@@ -219,7 +219,7 @@ class SubmoduleCallArity(Rule):
     def _check_method(
         self, site: ClassSite, method: ast.FunctionDef | ast.AsyncFunctionDef, self_name: str, layers: dict[str, str]
     ) -> Iterable[Finding]:
-        for node in ast.walk(method):
+        for node in walk(method):
             attribute = self_attribute(node.func, self_name) if isinstance(node, ast.Call) else None
             if attribute not in layers:
                 continue
@@ -457,12 +457,8 @@ def _statements_and_what_follows(
 def _fate(name: str, rest: list[ast.stmt]) -> str | None:
     """ "overwritten before it is read", "never read", or None (read, or cannot tell)."""
     for statement in rest:
-        loads = any(
-            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(statement)
-        )
-        stores = any(
-            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(statement)
-        )
+        loads = any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in walk(statement))
+        stores = any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in walk(statement))
         if loads:
             return None
         if stores:

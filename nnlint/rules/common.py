@@ -8,7 +8,7 @@ import re
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import AddImport, InsertStatementAfter, Span
-from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute, walk
 from nnlint.semantic.facts import Assignment
 
 
@@ -78,7 +78,7 @@ def forward_methods(site: ClassSite) -> list[Method]:
         text = site.file.lines_of(method)
         if not any(f".{name}(" in text for name in methods):
             continue  # calls no method of the class (the usual case): skip the walk
-        for node in ast.walk(method):
+        for node in walk(method):
             if isinstance(node, ast.Call) and self_attribute(node.func, self_name) in methods:
                 pending.append(node.func.attr)  # type: ignore[attr-defined]
     return reached
@@ -103,7 +103,7 @@ def init_attributes(site: ClassSite) -> set[str]:
     if init is None or self_name is None:
         return set()
     names = set()
-    for node in ast.walk(init):
+    for node in walk(init):
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
             name = self_attribute(node, self_name)
             if name:
@@ -116,7 +116,7 @@ def member_names(site: ClassSite) -> set[str]:
     self_names = {instance_parameter(method) for method in methods_of(site).values()} - {None}
     names = {
         node.attr
-        for node in ast.walk(site.node)
+        for node in walk(site.node)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in self_names
     }
     for statement in site.node.body:
@@ -179,7 +179,7 @@ def fixed_at_construction(values: list[ast.expr], self_name: str, init_attrs: se
     """
     local_names = set(scope.bindings)
     for value in values:
-        for child in ast.walk(value):
+        for child in walk(value):
             if isinstance(child, _NOT_FIXED):
                 return False
             if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == self_name:

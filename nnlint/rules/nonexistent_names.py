@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nnlint import torch_facts
 from nnlint.engine.context import AttributeSite, FileContext
 from nnlint.engine.model import Finding
-from nnlint.engine.names import TRY_STATEMENTS, Scope
+from nnlint.engine.names import TRY_STATEMENTS, Scope, walk
 from nnlint.rules.base import Rule
 
 #: Where else a name spelled exactly so may live (``nn.softmax`` → ``F.softmax``).
@@ -156,7 +156,7 @@ class _Guards:
         rows: list[tuple[int, int]] = []
         origins: dict[str, set[str]] = {}
         annotations: list[ast.expr] = []
-        for node in ast.walk(tree):
+        for node in walk(tree):
             tested = _tested_name(node)
             if tested is not None:
                 names.add(tested)
@@ -198,7 +198,7 @@ def _rows(block: list[ast.stmt]) -> tuple[int, int]:
 
 def _mentions_version(test: ast.expr) -> bool:
     """``torch.__version__ >= "2.1"``, ``if TORCH_VERSION < (2, 0)``, ``if version.parse(...)``..."""
-    for node in ast.walk(test):
+    for node in walk(test):
         name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
         if isinstance(name, str) and "version" in name.lower():
             return True

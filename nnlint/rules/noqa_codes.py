@@ -45,7 +45,9 @@ class UnusedNoqa(Rule):
             by_row[finding.span.row].append(finding)
         candidates = []
         for directive in noqa_directives(source.text):
-            listed = directive.codes or ()
+            if directive.codes is None:
+                continue  # a bare ``# noqa`` silences every tool: nnlint cannot tell it is unused
+            listed = directive.codes
             if self.code in listed:
                 continue  # it lists NN002: this line's directive stays as it is
             use = NoqaUse(
@@ -55,7 +57,7 @@ class UnusedNoqa(Rule):
                 judged=tuple(code for code in dict.fromkeys(listed) if code in judged),
                 suppressed=tuple(by_row.get(directive.row, ())),
             )
-            if directive.codes is None or use.unknown or use.duplicated or use.judged:
+            if use.unknown or use.duplicated or use.judged:
                 span = Span(directive.row, directive.column, directive.row, directive.end_column)
                 candidates.append(
                     Finding(
@@ -104,13 +106,7 @@ def settle(
     use = next((r for r in finding.requires if isinstance(r, NoqaUse)), None)
     if use is None:
         return None
-    directive = use.directive
     found = holds(list(use.suppressed))
-    if directive.codes is None:
-        if found:
-            return None
-        message = "unused blanket `noqa` directive: there is no nnlint finding on this line"
-        return _with_fix(finding, use, set(), message)
     used = {suppressed.code for suppressed in found}
     unused = tuple(code for code in use.judged if code not in used and reports(code, finding.path))
     problems = [

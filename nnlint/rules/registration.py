@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Edit, Finding, Fix, ReplaceExpression
-from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import Scope, instance_parameter, qualified_name, self_attribute, walk
 from nnlint.rules.base import Rule
 from nnlint.rules.common import assignment_statement, init_method, line_span, nn_alias, setup_methods
 from nnlint.semantic.facts import Assignment
@@ -145,11 +145,11 @@ def _registered_names(site: ClassSite) -> set[str]:
     registered = set()
     registered_locals: set[str] = set()  # ``self.add_module(f"q{i}", q_net)``
     appended: dict[str, set[str]] = {}  # ``self.q_networks.append(q_net)``
-    for node in ast.walk(site.node):
+    for node in walk(site.node):
         if isinstance(node, ast.Call):
             callee = qualified_name(node.func, site.scope) or getattr(node.func, "attr", "")
             if callee in REGISTERING_CONTAINERS or callee in REGISTERING_METHODS:
-                for argument in ast.walk(node):
+                for argument in walk(node):
                     name = self_attribute(argument, self_name) if isinstance(argument, ast.expr) else None
                     if name:
                         registered.add(name)
@@ -159,9 +159,9 @@ def _registered_names(site: ClassSite) -> set[str]:
                 if container:
                     appended.setdefault(container, set()).add(node.args[0].id)
         if isinstance(node, ast.For):
-            iterated = {self_attribute(n, self_name) for n in ast.walk(node.iter) if isinstance(n, ast.expr)}
+            iterated = {self_attribute(n, self_name) for n in walk(node.iter) if isinstance(n, ast.expr)}
             registers = any(
-                isinstance(n, ast.Call) and getattr(n.func, "attr", "") in REGISTERING_METHODS for n in ast.walk(node)
+                isinstance(n, ast.Call) and getattr(n.func, "attr", "") in REGISTERING_METHODS for n in walk(node)
             )
             if registers:
                 registered |= {name for name in iterated if name}

@@ -22,7 +22,7 @@ from nnlint.engine.model import (
     ReplaceExpression,
     Span,
 )
-from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, qualified_name, self_attribute, walk
 from nnlint.rules.base import Rule
 from nnlint.rules.common import Method, constructed_layer, init_method, methods_of
 
@@ -323,7 +323,7 @@ def _subclasses_in_file(site: ClassSite) -> frozenset[str]:
 
 def _may_init_anywhere(function: ast.FunctionDef) -> bool:
     """Any ``X.__init__`` reference except an unbound ``super(Cls).__init__`` (nested functions included)."""
-    for node in ast.walk(function):
+    for node in walk(function):
         if isinstance(node, ast.Attribute) and node.attr == "__init__":
             owner = node.value
             unbound = (
@@ -485,9 +485,9 @@ def _depends_on_earlier(call: ast.Call, earlier: list[ast.stmt], self_name: str)
     owner = call.func.value if isinstance(call.func, ast.Attribute) else call.func
     if isinstance(owner, ast.Call):
         inputs.extend(owner.args)  # super(Cls, self)
-    mentioned = {node.id for statement in earlier for node in ast.walk(statement) if isinstance(node, ast.Name)}
+    mentioned = {node.id for statement in earlier for node in walk(statement) if isinstance(node, ast.Name)}
     for value in inputs:
-        for node in ast.walk(value):
+        for node in walk(value):
             if isinstance(node, ast.Attribute) and _is_name(node.value, self_name):
                 return True
             if isinstance(node, ast.Name) and node.id != self_name and node.id in mentioned:
@@ -557,7 +557,7 @@ def _is_name(node: ast.AST, name: str) -> bool:
 
 def _assigns_to_self(function: ast.FunctionDef) -> bool:
     self_name = instance_parameter(function)
-    for node in ast.walk(function):
+    for node in walk(function):
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and any(
             self_attribute(target, self_name) for target in targets

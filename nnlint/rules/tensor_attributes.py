@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Edit, Finding, Fix, ReplaceStatement
-from nnlint.engine.names import instance_parameter
+from nnlint.engine.names import instance_parameter, walk
 from nnlint.rules.base import Rule
 from nnlint.rules.common import assignment_statement, line_span, methods_of, nn_alias, setup_methods
 from nnlint.semantic.facts import Assignment
@@ -84,5 +84,5 @@ def _fix(site: ClassSite, statement: ast.Assign, assignment: Assignment) -> Fix 
 def _requires_grad(value: ast.expr) -> bool:
     return any(
         isinstance(node, ast.keyword) and node.arg == "requires_grad" and getattr(node.value, "value", None) is True
-        for node in ast.walk(value)
+        for node in walk(value)
     )

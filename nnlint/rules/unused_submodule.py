@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from nnlint.engine.context import ClassSite
 from nnlint.engine.model import Finding
-from nnlint.engine.names import instance_parameter, references, self_attribute
+from nnlint.engine.names import instance_parameter, references, self_attribute, walk
 from nnlint.rules.base import Rule
 from nnlint.rules.common import constructed_layer, init_method, methods_of
 from nnlint.semantic.requirements import NotReferenced
@@ -35,7 +35,7 @@ class UnusedSubmodule(Rule):
         read = references(site.node)  # what the class itself reads; other files: ``NotReferenced``
         scope = site.method_scope(init)
         reported: set[str] = set()
-        for node in ast.walk(init):
+        for node in walk(init):
             if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Call)):
                 continue
             name = self_attribute(node.targets[0], self_name)
@@ -57,7 +57,7 @@ class UnusedSubmodule(Rule):
 
 
 def _accesses_dynamically(site: ClassSite) -> bool:
-    for node in ast.walk(site.node):
+    for node in walk(site.node):
         if isinstance(node, ast.Attribute) and node.attr in DYNAMIC_ACCESS:
             return True
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "vars"):

@@ -12,7 +12,7 @@ import collections
 import re
 
 from nnlint.engine.context import FileContext
-from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, qualified_name
+from nnlint.engine.names import TRY_STATEMENTS, Scope, instance_parameter, qualified_name, walk
 from nnlint.semantic.facts import Assignment, ClassFacts, FileFacts, FunctionFacts, LossSite, SelfCall, Use
 from nnlint.semantic.values import UNKNOWN, Environment, F, Value, value_of
 
@@ -233,7 +233,7 @@ class _Walker:
         return value
 
     def _bind(self, target: ast.expr, value: Value) -> None:
-        for node in ast.walk(target):
+        for node in walk(target):
             if isinstance(node, ast.Name):
                 self.env[node.id] = value if node is target else UNKNOWN
 
@@ -434,7 +434,7 @@ def _is_lazy_guard(test: ast.expr, self_name: str | None) -> bool:
     """``self.x is None``, ``not self.built``, ``not hasattr(self, "x")``: code that runs once, then caches."""
     if self_name is None:
         return False
-    for node in ast.walk(test):
+    for node in walk(test):
         if (
             isinstance(node, ast.Compare)
             and any(isinstance(op, (ast.Is, ast.Eq)) for op in node.ops)

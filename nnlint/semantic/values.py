@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from nnlint import torch_facts
-from nnlint.engine.names import Scope, qualified_name
+from nnlint.engine.names import Scope, qualified_name, walk
 
 F = "torch.nn.functional"
 
@@ -331,7 +331,7 @@ def _is_scalar(data: ast.expr) -> bool:
     """``torch.tensor(<data>)`` makes a 0-dim tensor: a number, a name, ``np.radians(a)``; not a list."""
     if isinstance(data, (ast.List, ast.Tuple, ast.ListComp, ast.GeneratorExp, ast.Starred, ast.Subscript)):
         return False
-    for node in ast.walk(data):
+    for node in walk(data):
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             if _SEQUENCE_CALLS.search(name):

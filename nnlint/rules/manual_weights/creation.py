@@ -6,7 +6,7 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from nnlint.engine.names import Scope, qualified_name
+from nnlint.engine.names import Scope, qualified_name, walk
 
 #: factory -> the init it amounts to
 FACTORIES = {
@@ -178,7 +178,7 @@ def _arithmetic(expr: ast.BinOp, scope: Scope, text: Text) -> Creation:
 
 
 def _creates_tensor(expr: ast.expr, scope: Scope) -> bool:
-    for node in ast.walk(expr):
+    for node in walk(expr):
         if isinstance(node, ast.Call):
             callee = qualified_name(node.func, scope) or ""
             if callee.startswith("torch."):

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nnlint.engine.names import self_attribute
+from nnlint.engine.names import self_attribute, walk
 from nnlint.rules.manual_weights.creation import Creation, Init, parse_creation
 from nnlint.rules.manual_weights.tensors import ClassTensors, OpCall, TensorDef
 
@@ -322,7 +322,7 @@ def _spatial_dimension(context: BuildContext) -> int:
         if match:
             found.add(int(match.group(1)))
     site = context.class_tensors.site
-    for node in ast.walk(site.node):
+    for node in walk(site.node):
         if isinstance(node, ast.Call):
             callee = getattr(node.func, "attr", getattr(node.func, "id", ""))
             match = re.fullmatch(r"(?:Conv|ConvTranspose|MaxPool|AvgPool|BatchNorm|InstanceNorm)([123])d", callee)
@@ -347,7 +347,7 @@ def _batch_norm(context: BuildContext, spec: OpSpec, name: str) -> tuple[str, li
         if not (mean.kind == var.kind == "buffer" and mean.persistent and var.persistent):
             raise NoFix("running statistics are not persistent buffers")
         if training is None or not any(
-            getattr(node, "attr", getattr(node, "id", "")) == "training" for node in ast.walk(training)
+            getattr(node, "attr", getattr(node, "id", "")) == "training" for node in walk(training)
         ):
             raise NoFix("`training=` is not tied to `self.training` (NN103)")
     else:

@@ -6,7 +6,15 @@ import ast
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import ClassSite
-from nnlint.engine.names import Scope, all_statements, instance_parameter, qualified_name, self_attribute
+from nnlint.engine.names import (
+    Scope,
+    all_statements,
+    children,
+    instance_parameter,
+    qualified_name,
+    self_attribute,
+    walk,
+)
 from nnlint.rules.common import setup_methods
 
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
@@ -220,8 +228,8 @@ def _walk_method(
     op_names: frozenset[str],
 ) -> None:
     parents: dict[ast.AST, ast.AST] = {}
-    for node in ast.walk(method):
-        for child in ast.iter_child_nodes(node):
+    for node in walk(method):
+        for child in children(node):
             parents[child] = node
         if isinstance(node, ast.Call):
             qualname = qualified_name(node.func, scope)
@@ -319,7 +327,7 @@ def external_uses(site: ClassSite, names: set[str], module_scope: Scope) -> dict
     found: dict[str, list[ExternalUse]] = {}
     if tree is None:
         return found
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if not isinstance(node, ast.If):
             continue
         narrowed = _narrowed_name(node.test, site.qualname, module_scope)
@@ -327,7 +335,7 @@ def external_uses(site: ClassSite, names: set[str], module_scope: Scope) -> dict
             continue
         variable, ambiguous = narrowed
         for statement in node.body:
-            for inner in ast.walk(statement):
+            for inner in walk(statement):
                 if (
                     isinstance(inner, ast.Attribute)
                     and inner.attr in names
