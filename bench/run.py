@@ -4,8 +4,10 @@
     python bench/run.py --corpus timm --corpus transformers
     python bench/run.py --no-torchfix        # skip the (slow) peer
 
-Every command runs in a fresh process; wall times are the median of --repeat
-runs (TorchFix: one run, it takes minutes). "cold" runs without the cache,
+Every command runs in a fresh process. The ast floor, nnlint cold and warm and
+ruff take turns --repeat times and each reports its fastest run (other load on a
+shared machine only ever slows a run down); the single-file runs are medians
+(TorchFix: one run, it takes minutes). "cold" runs without the cache,
 "warm" with a cache filled by one run before (nothing changed since), ruff
 runs ``--select ALL --no-cache`` as the speed reference of the field. Commands
 run with bytecode caching allowed, as on a user's machine. Peak RSS is the largest resident
@@ -50,9 +52,29 @@ def measure(command: list[str], cwd: Path | None = None) -> tuple[float, int, in
 
 def median_of(command: list[str], repeat: int) -> tuple[float, int]:
     runs = [measure(command) for _ in range(repeat)]
+    _check_exits(command, runs)
+    return statistics.median(run[0] for run in runs), max(run[1] for run in runs)
+
+
+def fastest_interleaved(commands: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, int]]:
+    """Each command's fastest run and peak RSS, the commands taking turns ``repeat`` times.
+
+    On a shared machine other load slows runs down, never speeds them up: the fastest of
+    several runs is the least disturbed (timeit's convention), and taking turns exposes
+    the commands a ratio compares to the same moments of load.
+    """
+    runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            runs[name].append(measure(command))
+    for name, command in commands.items():
+        _check_exits(command, runs[name])
+    return {name: (min(r[0] for r in found), max(r[1] for r in found)) for name, found in runs.items()}
+
+
+def _check_exits(command: list[str], runs: list[tuple[float, int, int]]) -> None:
     if any(run[2] not in (0, 1) for run in runs):
         raise SystemExit(f"bench: {' '.join(command)} failed (exit {runs[0][2]})")
-    return statistics.median(run[0] for run in runs), max(run[1] for run in runs)
 
 
 def torchfix_venv() -> Path:
@@ -101,12 +123,19 @@ def bench_corpus(name: str, repeat: int, with_torchfix: bool) -> dict:
     files = list(root.rglob("*.py"))
     lines = sum(path.read_bytes().count(b"\n") for path in files)
     row: dict = {"corpus": name, "files": len(files), "lines": lines}
-    row["ast_floor_s"], row["ast_floor_rss_mb"] = median_of([sys.executable, "-c", AST_FLOOR, str(root)], repeat)
-    row["nnlint_s"], row["nnlint_rss_mb"] = median_of(nnlint_command(root), repeat)
     with tempfile.TemporaryDirectory(prefix="nnlint-bench-cache-") as cache:
         measure(nnlint_command(root, Path(cache)))  # fills the cache
-        row["nnlint_warm_s"], row["nnlint_warm_rss_mb"] = median_of(nnlint_command(root, Path(cache)), repeat)
-    row["ruff_s"], row["ruff_rss_mb"] = median_of(ruff_command(root), repeat)
+        timed = fastest_interleaved(
+            {
+                "ast_floor": [sys.executable, "-c", AST_FLOOR, str(root)],
+                "nnlint": nnlint_command(root),
+                "nnlint_warm": nnlint_command(root, Path(cache)),
+                "ruff": ruff_command(root),
+            },
+            repeat,
+        )
+    for key, (seconds, rss) in timed.items():
+        row[f"{key}_s"], row[f"{key}_rss_mb"] = seconds, rss
     single = root / SINGLE_FILE[name]
     if not single.is_file():
         raise SystemExit(f"bench: {single} not found in the {name} wheel")
@@ -174,7 +203,7 @@ def report(rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", action="append", choices=["timm", "transformers"])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-torchfix", action="store_true", help="skip TorchFix")
     parser.add_argument(
         "--torchfix-on", action="append", default=None, help="corpora to run TorchFix on (default: timm only)"

@@ -136,8 +136,9 @@ def test_fix_removes_unused_codes_and_keeps_the_rest_of_the_comment() -> None:
             [
                 "x = F.dropout(x, 0.5)  # noqa: NN101 - Monte-Carlo dropout",
                 "y = x + 1  # shifted",
+                "# noqa",
                 "z = y * 2  # because of reasons",
-                "return self.fc(z)",
+                "return self.fc(z)  # noqa",
             ]
         )
     )

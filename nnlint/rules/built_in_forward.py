@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from collections.abc import Iterable, Iterator
 
@@ -45,11 +46,16 @@ _NEVER_LAYERS = ("Error", "Warning", "Exception")
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
-def _calls(method: Method) -> Iterator[tuple[ast.Call, bool, ast.stmt | None]]:
-    """Calls in a method: (call, may run other than once per call, the statement it is the whole value of)."""
+def _calls(method: Method, rows: list[int]) -> Iterator[tuple[ast.Call, bool, ast.stmt | None]]:
+    """Calls in a method: (call, may run other than once per call, the statement it is the whole value of).
+
+    Only statements spanning one of ``rows`` (where a construction is written) are looked into.
+    """
     stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in reversed(method.body)]
     while stack:
         node, repeated = stack.pop()
+        if isinstance(node, ast.stmt) and not _spans(node, rows):
+            continue
         if isinstance(node, ast.Call):
             yield node, repeated, None
         if isinstance(node, (ast.Assign, ast.Expr)) and isinstance(node.value, ast.Call):
@@ -79,20 +85,23 @@ class LayerBuiltInForward(Rule):
         # forward may call any of its methods (the model decides which)
         candidates = local_forward if "forward" in methods else list(methods.values())
         for method in candidates:
-            if method.name in setup or not _constructs(site.file.lines_of(method)):
+            rows = [] if method.name in setup else _construction_rows(method, site.file.lines_of(method))
+            if not rows:
                 continue  # no ``Capitalised(`` call but exceptions: nothing is constructed here
             scope = site.method_scope(method)
             self_name = instance_parameter(method)
-            once = _run_once_blocks(method, self_name)
+            once: list[tuple[int, int]] | None = None
             init_attrs = lambda: site.shared(init_attributes)  # noqa: E731 - computed on first use
             seen: set[int] = set()
-            for node, repeated, statement in _calls(method):
+            for node, repeated, statement in _calls(method, rows):
                 if id(node) in seen:
                     continue
                 seen.add(id(node))
                 layer = _layer_class(node, scope, self_name)
                 if layer is None or (repeated and _stored_on_self(statement, self_name)):
                     continue  # built once and cached (``if self.x is None: self.x = nn.Linear(...)``)
+                if once is None:
+                    once = _run_once_blocks(method, self_name)
                 if any(start <= node.lineno <= end for start, end in once):
                     continue  # ``if self.expand: ...; self.expand = False``: runs once
                 callee, is_torch_layer = layer
@@ -117,8 +126,23 @@ class LayerBuiltInForward(Rule):
                 )
 
 
-def _constructs(text: str) -> bool:
-    return any(not name.endswith(_NEVER_LAYERS) for name in _CONSTRUCTION.findall(text))
+def _construction_rows(method: Method, text: str) -> list[int]:
+    """Rows (ascending) where the method's text calls a ``Capitalised(...)`` name other than an exception."""
+    rows: list[int] = []
+    row, counted = method.lineno, 0
+    for match in _CONSTRUCTION.finditer(text):
+        if match.group(1).endswith(_NEVER_LAYERS):
+            continue
+        row += text.count("\n", counted, match.start())
+        counted = match.start()
+        if not rows or rows[-1] != row:
+            rows.append(row)
+    return rows
+
+
+def _spans(statement: ast.stmt, rows: list[int]) -> bool:
+    index = bisect.bisect_left(rows, statement.lineno)
+    return index < len(rows) and rows[index] <= (statement.end_lineno or statement.lineno)
 
 
 #: torch containers: built from layers that already exist, they add no weights of their own

@@ -69,12 +69,16 @@ def forward_methods(site: ClassSite) -> list[Method]:
     methods = methods_of(site)
     reached: list[Method] = []
     pending = ["forward"]
+    facts = site.facts.methods if site.facts is not None else None
     while pending:
         method = methods.get(pending.pop())
         self_name = instance_parameter(method) if method is not None else None
         if method is None or self_name is None or method in reached:
             continue
         reached.append(method)
+        if facts is not None and method.name in facts:  # the self calls the facts already read
+            pending.extend(call.name for call in facts[method.name].self_calls if call.name in methods)
+            continue
         text = site.file.lines_of(method)
         if not any(f".{name}(" in text for name in methods):
             continue  # calls no method of the class (the usual case): skip the walk

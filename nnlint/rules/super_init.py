@@ -214,7 +214,8 @@ class _InitScanner:
         pattern = self.patterns.get(self_name)
         if pattern is None:
             name = re.escape(self_name)
-            pattern = self.patterns[self_name] = re.compile(rf"\b{name}\.\w+\s*\(|\b{name}\s*[,)=]")
+            # a literal first (no ``\\b``) lets ``re`` skip ahead; a longer name matching too only costs a look
+            pattern = self.patterns[self_name] = re.compile(rf"{name}(?:\.\w+\s*\(|\s*[,)=])")
         return pattern.search(text) is not None
 
     def _call_kind(self, call: ast.Call, self_name: str) -> str | None:
