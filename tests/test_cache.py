@@ -221,3 +221,25 @@ def test_a_fix_after_a_memoised_run_sees_the_files(project: Path) -> None:
     result = run_cli("check", "--fix", "pkg", cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "training=self.training" in (project / "pkg" / "model.py").read_text()
+
+
+def test_a_touched_file_is_found_by_content_and_an_edited_one_is_linted(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run memo is looked up by stat stamps first, then by content: touching changes nothing."""
+    first = _lint_in_process(project, monkeypatch)
+    model = project / "pkg" / "model.py"
+    os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 10**9))
+    original = runner.lint_job
+    monkeypatch.setattr(runner, "lint_job", lambda job: pytest.fail(f"{job.path} was linted again"))
+    assert _lint_in_process(project, monkeypatch) == first
+    read = []
+    monkeypatch.setattr(runner, "_digests", lambda jobs: read.append(len(jobs)) or {})
+    assert _lint_in_process(project, monkeypatch) == first  # by stamps now: no file read
+    assert read == []
+    monkeypatch.undo()
+    model.write_text(MODEL.replace("0.1)", "0.2)"))  # same size
+    monkeypatch.setattr(runner, "lint_job", lambda job: linted.append(Path(job.path).name) or original(job))
+    linted: list[str] = []
+    assert _lint_in_process(project, monkeypatch) == first
+    assert linted == ["model.py"]

@@ -71,8 +71,10 @@ def _walk(top: Path, excludes: PatternSet, respect_gitignore: bool) -> list[Path
             if own is not None:
                 specs = [*specs, own]
         for entry in entries:
-            path = directory / entry.name
             is_dir = _is_dir(entry)
+            if not is_dir and not entry.name.endswith(".py"):
+                continue
+            path = directory / entry.name
             if _ignored(path, is_dir, excludes, specs):
                 continue
             if is_dir:

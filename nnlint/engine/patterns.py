@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +81,11 @@ def _translate(glob: str) -> str:
     return "".join(out)
 
 
+def _union(patterns: Iterable[Pattern]) -> re.Pattern[str] | None:
+    sources = [pattern.regex.pattern for pattern in patterns]
+    return re.compile("|".join(f"(?:{source})" for source in sources), re.DOTALL) if sources else None
+
+
 class PatternSet:
     """Patterns rooted at ``base``; the last matching pattern decides."""
 
@@ -87,6 +94,11 @@ class PatternSet:
         self.patterns = [p for p in map(compile_pattern, lines) if p is not None]
         # exclude settings also apply, by name, to paths outside the project
         self.names_outside_base = names_outside_base
+        self._prefix = os.path.join(str(base), "")
+        # without negations the last match decides nothing: one alternation answers (for files, for dirs)
+        self._any: tuple[re.Pattern[str] | None, re.Pattern[str] | None] | None = None
+        if not any(pattern.negated for pattern in self.patterns):
+            self._any = (_union(p for p in self.patterns if not p.dir_only), _union(self.patterns))
 
     @classmethod
     def from_file(cls, path: Path) -> PatternSet | None:
@@ -99,12 +111,18 @@ class PatternSet:
 
     def match(self, path: Path, is_dir: bool) -> bool | None:
         """True: ignored, False: re-included by a negation, None: no pattern applies."""
-        try:
-            relative = path.relative_to(self.base).as_posix()
-        except ValueError:
+        text = str(path)
+        if text.startswith(self._prefix):
+            relative = text[len(self._prefix) :].replace(os.sep, "/")
+        elif text == str(self.base):
+            relative = "."
+        else:
             if not self.names_outside_base:
                 return None
             relative = path.name
+        if self._any is not None:
+            union = self._any[1 if is_dir else 0]
+            return True if union is not None and union.match(relative) else None
         verdict = None
         for pattern in self.patterns:
             if pattern.dir_only and not is_dir:

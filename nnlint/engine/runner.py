@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from nnlint.engine.analyzer import analyze_tree
 from nnlint.engine.cache import Cache, Externals, digest
 from nnlint.engine.context import FileContext
 from nnlint.engine.model import FileResult, Finding, Span
@@ -128,6 +127,8 @@ def lint_source(
         return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}")])
     context = FileContext(source, module, is_package, tree)
     try:
+        from nnlint.engine.analyzer import analyze_tree  # not needed by a run answered from the cache
+
         result = analyze_tree(context, tree, rules)
     except RecursionError:
         result = FileResult(source.path, module, [parse_error(source.path, "could not analyse: too deeply nested")])
@@ -305,15 +306,30 @@ def lint_paths(
     search = sorted(roots)
     if cache is None or stdin is not None:
         return _lint_jobs(jobs, search, settings, workers, progress, stdin, cache, {})
-    digests = _digests(jobs)
-    key = _run_key(settings, jobs, digests, search)
-    memo = cache.run(key) if key is not None else None
-    if memo is not None and _externals_unchanged(memo[0], search):
+    # first by the files' stat stamps (no file read, as ruff's cache), then by their contents
+    stamps = _stamps(jobs)
+    stamped = _run_key(settings, jobs, stamps, search)
+    memo = cache.run(stamped) if stamped is not None else None
+    digests: dict[str, str | None] = {}
+    key = None
+    if memo is None or not _externals_unchanged(memo[0], search):
+        digests = _digests(jobs)
+        key = _run_key(settings, jobs, digests, search)
+        memo = cache.run(key) if key is not None else None
+        if memo is not None and _externals_unchanged(memo[0], search):
+            if stamped is not None:
+                cache.put_run(stamped, *memo)  # touched, not changed: found by stamp next time
+        else:
+            memo = None
+    if memo is not None:
         later = functools.partial(_lint_jobs, jobs, search, settings, workers, progress, None, cache, digests)
         return LintRun(None, None, settings, None, findings=memo[1], build=later)
     run = _lint_jobs(jobs, search, settings, workers, progress, None, cache, digests)
     if key is not None and _digests(jobs) == digests:  # (no file changed while it was linted)
-        cache.put_run(key, _externals(run.index, search), run.findings)
+        externals = _externals(run.index, search)
+        cache.put_run(key, externals, run.findings)
+        if stamped is not None and _stamps(jobs) == stamps:
+            cache.put_run(stamped, externals, run.findings)
     return run
 
 
@@ -370,6 +386,19 @@ def _digests(jobs: list[Job]) -> dict[str, str | None]:
         except OSError:
             digests[job.path] = None
     return digests
+
+
+def _stamps(jobs: list[Job]) -> dict[str, str | None]:
+    """Every job's size, modification and change times and inode (None: cannot be read)."""
+    stamps: dict[str, str | None] = {}
+    for job in jobs:
+        try:
+            stat = os.stat(job.path)
+        except OSError:
+            stamps[job.path] = None
+            continue
+        stamps[job.path] = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+    return stamps
 
 
 def _run_key(settings: Settings, jobs: list[Job], digests: dict[str, str | None], search: list[Path]) -> str | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from nnlint.engine.model import Finding
 from nnlint.engine.source import SourceFile
 from nnlint.output.paths import display_path
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def fixable(finding: Finding, unsafe_fixes: bool) -> bool:
@@ -17,6 +19,8 @@ def fixable(finding: Finding, unsafe_fixes: bool) -> bool:
 
 def render_finding(finding: Finding, source: SourceFile | None, unsafe_fixes: bool) -> Text:
     """A finding as ruff shows it: header, location, source excerpt with carets, help."""
+    from rich.text import Text  # only for the full format: a quiet or concise run does not load rich
+
     text = Text()
     text.append(finding.code, style="bold red")
     if fixable(finding, unsafe_fixes):
