@@ -46,7 +46,7 @@ class UnusedNoqa(Rule):
         candidates = []
         for directive in noqa_directives(source.text):
             if directive.codes is None:
-                continue  # a bare ``# noqa`` silences every tool: nnlint cannot tell it is unused
+                continue  # a bare noqa comment silences every tool: nnlint cannot tell it is unused
             listed = directive.codes
             if self.code in listed:
                 continue  # it lists NN002: this line's directive stays as it is
