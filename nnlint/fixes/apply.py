@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import bisect
 import difflib
 import errno
 import os
@@ -10,6 +11,7 @@ import stat
 import tempfile
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nnlint.engine.model import Finding, Fix, StateDictChange
 from nnlint.engine.runner import (
@@ -23,6 +25,9 @@ from nnlint.engine.runner import (
 from nnlint.engine.source import SourceFile
 from nnlint.fixes.cross_file import ClassKey, ReadEdit, RenamePlan, plan_renames, renames_attributes
 from nnlint.output.paths import display_path
+
+if TYPE_CHECKING:
+    from nnlint.fixes.transform import FixesAlone
 
 #: Like ruff: re-lint after fixing, in case a fix enables another; stop if it does not settle.
 MAX_ITERATIONS = 10
@@ -309,11 +314,52 @@ def write_atomically(outcome: FileFix) -> None:
 
 def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
     """The fix as ruff-style text edits against the original source (for JSON output)."""
-    try:
-        from nnlint.fixes.transform import FixError, apply_fixes
+    return finding_edits(source, [fix])[0]
 
+
+def finding_edits(source: SourceFile, fixes: list[Fix]) -> list[list[dict]]:
+    """Each fix's own edits (as :func:`text_edits`): what applying that fix alone changes.
+
+    The file is parsed once; each fix is applied to the top-level statements it touches only
+    (:class:`~nnlint.fixes.transform.FixesAlone`), so the cost is linear in the file plus its fixes.
+    """
+    try:
+        from nnlint.fixes.transform import FixError, FixesAlone
+
+        alone = FixesAlone(source.text)
+    except (ImportError, FixError, RecursionError):
+        return [[] for _ in fixes]
+    return [_edits_alone(source, alone, fix) for fix in fixes]
+
+
+def _edits_alone(source: SourceFile, alone: FixesAlone, fix: Fix) -> list[dict]:
+    from nnlint.fixes.transform import GAP
+
+    try:
+        local = alone.alone(fix)
+    except RecursionError:
+        local = None
+    if local is None:
+        return _edits_of_whole_file(source, fix)
+    old, new, runs = local
+    starts = [start for start, _, _ in runs]
+    edits = []
+    for begin, end, content in _hunks(old, new):
+        run = bisect.bisect_right(starts, begin) - 1
+        start, offset, length = runs[run]
+        if end > start + length or GAP in content:  # across a left-out part: whole file
+            return _edits_of_whole_file(source, fix)
+        edits.append(_edit(source, begin - start + offset, end - start + offset, content))
+    return edits
+
+
+def _edits_of_whole_file(source: SourceFile, fix: Fix) -> list[dict]:
+    """:func:`text_edits` of the whole file fixed by ``fix`` alone."""
+    from nnlint.fixes.transform import FixError, apply_fixes
+
+    try:
         text, applied = apply_fixes(source.text, [fix])
-    except (ImportError, FixError):
+    except FixError:
         return []
     if not applied or text == source.text:
         return []
@@ -321,18 +367,33 @@ def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
 
 
 def fix_edits_of_files(files: list[tuple[SourceFile, list[Fix]]], workers: int = 0) -> list[list[list[dict]]]:
-    """:func:`fix_edits` for each fix of each file; files in forked workers (LibCST parsing is slow)."""
+    """:func:`finding_edits` of each file; files in forked workers (LibCST parsing is slow)."""
 
     def edits(index: int) -> list[list[dict]]:  # by index: the workers already hold the files
         source, fixes = files[index]
-        return [fix_edits(source, fix) for fix in fixes]
+        return finding_edits(source, fixes)
 
     return forked_map(edits, list(range(len(files))), workers)
 
 
 def text_edits(source: SourceFile, new_text: str) -> list[dict]:
     """Minimal non-overlapping edits (1-based rows and columns) that turn the source into ``new_text``."""
-    old_lines = source.text.splitlines(keepends=True)
+    return [_edit(source, begin, end, content) for begin, end, content in _hunks(source.text, new_text)]
+
+
+def _edit(source: SourceFile, begin: int, end: int, content: str) -> dict:
+    row, column = source.position(begin)
+    end_row, end_column = source.position(end)
+    return {
+        "content": content,
+        "location": {"row": row, "column": column + 1},
+        "end_location": {"row": end_row, "column": end_column + 1},
+    }
+
+
+def _hunks(old_text: str, new_text: str) -> list[tuple[int, int, str]]:
+    """(start, end, new content) of each changed range of ``old_text``, by lines then trimmed to characters."""
+    old_lines = old_text.splitlines(keepends=True)
     new_lines = new_text.splitlines(keepends=True)
     starts = [0]
     for line in old_lines:
@@ -340,12 +401,12 @@ def text_edits(source: SourceFile, new_text: str) -> list[dict]:
     new_starts = [0]
     for line in new_lines:
         new_starts.append(new_starts[-1] + len(line))
-    edits = []
+    hunks = []
     matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        old = source.text[starts[i1] : starts[i2]]
+        old = old_text[starts[i1] : starts[i2]]
         new = new_text[new_starts[j1] : new_starts[j2]]
         head = 0
         while head < min(len(old), len(new)) and old[head] == new[head]:
@@ -353,14 +414,5 @@ def text_edits(source: SourceFile, new_text: str) -> list[dict]:
         tail = 0
         while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
             tail += 1
-        begin, end = starts[i1] + head, starts[i2] - tail
-        row, column = source.position(begin)
-        end_row, end_column = source.position(end)
-        edits.append(
-            {
-                "content": new[head : len(new) - tail],
-                "location": {"row": row, "column": column + 1},
-                "end_location": {"row": end_row, "column": end_column + 1},
-            }
-        )
-    return edits
+        hunks.append((starts[i1] + head, starts[i2] - tail, new[head : len(new) - tail]))
+    return hunks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
 import re
 from collections import Counter, defaultdict
@@ -9,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
 from nnlint.engine.model import (
     AddImport,
@@ -41,12 +43,72 @@ _COMMENT_OWNERS = (cst.SimpleStatementLine, cst.BaseCompoundStatement, cst.Excep
 
 
 def select_compatible(fixes: list[Fix]) -> list[Fix]:
-    """The fixes that can be applied together, in order; the rest wait for the next pass."""
+    """The fixes that can be applied together, in order; the rest wait for the next pass.
+
+    First come, first served: a fix is chosen when it conflicts (:meth:`Fix.conflicts_with`) with
+    none chosen before it. Chosen edits are kept in interval indexes, so this is O(n log n).
+    """
+    spans = [span for fix in fixes for edit in fix.edits if (span := edit_span(edit)) is not None]
+    starts = sorted({(span.row, span.column) for span in spans})
+    indexes = {kind: _Intervals(starts) for kind in ("argument", "insert", "other")}
+    same_call: set[Span] = set()  # argument edits of one call conflict, of nested calls they compose
     chosen: list[Fix] = []
     for fix in fixes:
-        if not any(fix.conflicts_with(other) for other in chosen):
-            chosen.append(fix)
+        kinds = [(_kind(edit), span) for edit in fix.edits if (span := edit_span(edit)) is not None]
+        if any(_conflicts(kind, span, indexes, same_call) for kind, span in kinds):
+            continue
+        chosen.append(fix)
+        for kind, span in kinds:
+            indexes[kind].add(span)
+            if kind == "argument":
+                same_call.add(span)
     return chosen
+
+
+def _kind(edit: Edit) -> str:
+    if isinstance(edit, (AddKeywordArgument, ReplaceArgument, GuardArgumentWithTraining)):
+        return "argument"
+    return "insert" if isinstance(edit, (InsertStatementBefore, InsertStatementAfter)) else "other"
+
+
+def _conflicts(kind: str, span: Span, indexes: dict[str, _Intervals], same_call: set[Span]) -> bool:
+    """Whether an edit conflicts with a chosen one (as :func:`~nnlint.engine.model.edits_conflict` says)."""
+    if kind == "argument" and span in same_call:
+        return True
+    # replacements conflict with anything they overlap; argument edits compose, and so do insertions
+    others = ("other", *(other for other in ("argument", "insert") if other != kind))
+    return any(indexes[other].overlaps(span) for other in others)
+
+
+class _Intervals:
+    """Spans added one by one; answers whether any overlaps a span (``Span.overlaps``) in O(log n).
+
+    A Fenwick tree over the known start positions keeps the largest end among the spans that
+    start before a position.
+    """
+
+    _NONE = (-1, -1)
+
+    def __init__(self, starts: list[tuple[int, int]]) -> None:
+        self.starts = starts
+        self.tree = [self._NONE] * (len(starts) + 1)
+
+    def add(self, span: Span) -> None:
+        index = bisect.bisect_left(self.starts, (span.row, span.column)) + 1
+        end = (span.end_row, span.end_column)
+        while index < len(self.tree):
+            self.tree[index] = max(self.tree[index], end)
+            index += index & -index
+
+    def overlaps(self, span: Span) -> bool:
+        """Whether an added span starts before ``span`` ends and ends after it starts."""
+        index = bisect.bisect_left(self.starts, (span.end_row, span.end_column))
+        start = (span.row, span.column)
+        while index > 0:
+            if self.tree[index] > start:
+                return True
+            index -= index & -index
+        return False
 
 
 def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
@@ -80,6 +142,7 @@ class _Parsed:
         except cst.ParserSyntaxError as error:
             raise FixError(f"LibCST cannot parse the file: {str(error).splitlines()[0]}") from None
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        _resolve_positions(self.wrapper)
         self._codes: dict[int, tuple[cst.CSTNode, str]] = {}
 
     def code(self, module: cst.Module) -> str:
@@ -96,9 +159,132 @@ class _Parsed:
         return "".join(parts) or module.default_newline  # an empty module keeps its newline
 
 
+def _resolve_positions(wrapper: MetadataWrapper) -> None:
+    """Compute the positions of ``wrapper``'s module once.
+
+    LibCST's resolver (1.0) also walks the whole tree with an empty batch of visitors, which
+    takes as long as computing the positions: the provider is run here directly when it can be.
+    """
+    metadata = getattr(wrapper, "_metadata", None)
+    if isinstance(metadata, dict) and PositionProvider not in metadata:
+        metadata[PositionProvider] = PositionProvider()._gen(wrapper)
+    wrapper.resolve(PositionProvider)
+
+
 @functools.lru_cache(maxsize=4)
 def _parsed(text: str) -> _Parsed:
     return _Parsed(text)
+
+
+#: A line that stands for the statements a single fix's transform leaves out (see :class:`FixesAlone`)
+GAP = "__nnlint_gap_"
+
+
+class FixesAlone:
+    """What each fix does on its own, computed from the top-level statements it touches only.
+
+    :meth:`alone` runs the transform of one fix over a module made of those statements (and the
+    ones after them, where the comments of removed statements go, and the imports when the fix
+    adds one), with a :data:`GAP` line for each run of statements left out. The cost of a fix is
+    the size of the statements it touches, not of the file.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.parsed = _parsed(text)
+        wrapper = self.parsed.wrapper
+        module = wrapper.module
+        self.positions = wrapper.resolve(PositionProvider)
+        self.codes = [module.code_for_node(statement) for statement in module.body]
+        header = "".join(module.code_for_node(line) for line in module.header)
+        self.footer = "".join(module.code_for_node(line) for line in module.footer)
+        self.offsets = [len(header)]
+        for code in self.codes:
+            self.offsets.append(self.offsets[-1] + len(code))
+        self.usable = bool(module.body) and header + "".join(self.codes) + self.footer == text
+        ranges = [self.positions[statement] for statement in module.body]
+        self.starts = [(r.start.line, r.start.column) for r in ranges]
+        self.ends = [(r.end.line, r.end.column) for r in ranges]
+        self.import_prefix = _import_scan_length(module.body)
+
+    def alone(self, fix: Fix) -> tuple[str, str, list[tuple[int, int, int]]] | None:
+        """(old text, new text, runs) of the statements ``fix`` touches; None when it cannot tell.
+
+        The texts hold :data:`GAP` lines between runs of statements; each run is (start in the
+        old text, start in the file, length). A fix that does not apply whole leaves the text as is.
+        """
+        indices = self._touched(fix)
+        if indices is None:
+            return None
+        module = self.parsed.wrapper.module
+        last = len(module.body) - 1
+        body: list = []
+        gaps: dict[cst.CSTNode, CodeRange] = {}
+        old: list[str] = []
+        runs: list[tuple[int, int, int]] = []
+        size, previous = 0, -2
+        for index in indices:
+            if runs and index != previous + 1:
+                gap = cst.SimpleStatementLine(body=[cst.Expr(cst.Name(f"{GAP}{len(runs)}__"))])
+                place = CodeRange(CodePosition(-len(runs), 0), CodePosition(-len(runs), 0))
+                gaps[gap] = gaps[gap.body[0]] = place
+                body.append(gap)
+                code = module.code_for_node(gap)
+                old.append(code)
+                size += len(code)
+            if index != previous + 1:
+                runs.append((size, self.offsets[index], 0))
+            length = len(self.codes[index]) + (len(self.footer) if index == last else 0)
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + length)
+            body.append(module.body[index])
+            old.append(self.codes[index] + (self.footer if index == last else ""))
+            size += length
+            previous = index
+        editor = SourceEditor([fix])
+        editor.metadata = {PositionProvider: collections.ChainMap(gaps, self.positions)}  # type: ignore[dict-item]
+        new_module = module.with_changes(body=body).visit(editor)
+        old_text = "".join(old)
+        if not editor.applied_fixes():
+            return old_text, old_text, runs
+        assert isinstance(new_module, cst.Module)
+        new_footer = "".join(new_module.code_for_node(line) for line in new_module.footer)
+        if indices[-1] != last and new_footer != self.footer:
+            return None
+        known = {id(module.body[index]): self.codes[index] for index in indices}
+        new = [known.get(id(node)) or new_module.code_for_node(node) for node in new_module.body]
+        return old_text, "".join(new) + (new_footer if indices[-1] == last else ""), runs
+
+    def _touched(self, fix: Fix) -> list[int] | None:
+        """The top-level statements the transform of ``fix`` needs, in order; None: the whole file."""
+        if not self.usable:
+            return None
+        indices: set[int] = set()
+        for edit in fix.edits:
+            span = edit_span(edit)
+            if span is None:
+                indices.update(range(self.import_prefix))
+                continue
+            if isinstance(edit, ReplaceComment):
+                return None  # comments lie between statements, in the header and in the footer
+            start = (span.row, span.column)
+            end = start if isinstance(edit, InsertStatementAfter) else (span.end_row, span.end_column)
+            index = bisect.bisect_right(self.starts, start) - 1
+            if index < 0 or end > self.ends[index]:
+                return None
+            indices.add(index)
+        # the comments of a removed statement go to the next one
+        indices.update(index + 1 for index in list(indices) if index + 1 < len(self.codes))
+        return sorted(indices) or None
+
+
+def _import_scan_length(body: Sequence[cst.CSTNode]) -> int:
+    """How many statements :meth:`SourceEditor._add_imports` looks at to place an import."""
+    insert_at = 0
+    for index, statement in enumerate(body):
+        if _is_import(statement) or (index == 0 and _is_docstring(statement)):
+            insert_at = index + 1
+        elif insert_at or not _is_docstring(statement):
+            return index + 1
+    return len(body)
 
 
 class SourceEditor(cst.CSTTransformer):
@@ -121,14 +307,23 @@ class SourceEditor(cst.CSTTransformer):
                     self.appends[(span.row, span.column)].append((fix, edit))
                 else:
                     self.edits[span].append((fix, edit))
-        #: (start, end) of every edit, to skip subtrees without any
-        self.targets = [((span.row, span.column), (span.end_row, span.end_column)) for span in self.edits]
-        self.targets += [(start, start) for start in self.appends]
+        #: (start, end) of every edit, to skip subtrees without any: starts sorted, and the
+        #: smallest end of the targets from each one on (a node holds one iff it holds the first
+        #: target starting in it that ends earliest)
+        targets = [((span.row, span.column), (span.end_row, span.end_column)) for span in self.edits]
+        targets += [(start, start) for start in self.appends]
+        targets.sort()
+        self._target_starts = [first for first, _ in targets]
+        self._target_ends: list[tuple[int, int]] = [last for _, last in targets]
+        for index in range(len(targets) - 2, -1, -1):
+            self._target_ends[index] = min(self._target_ends[index], self._target_ends[index + 1])
         # comments lie outside the spans of the statements they follow: edits of them need the whole walk
         self.everywhere = any(isinstance(edit, ReplaceComment) for fix in fixes for edit in fix.edits)
+        self._replaces_expressions = any(isinstance(edit, ReplaceExpression) for fix in fixes for edit in fix.edits)
         self.failed: set[int] = set()
         self.applied_edits: dict[int, int] = defaultdict(int)
         self._fixes = fixes
+        self._by_id = {id(fix): fix for fix in fixes}
         #: the comments in the code each fix writes: a comment found there was moved, not lost
         self._written = {id(fix): _written_comments(fix) for fix in fixes}
         #: the statements being visited, innermost last, and the comments edits inside them removed
@@ -147,7 +342,8 @@ class SourceEditor(cst.CSTTransformer):
         if position is None or isinstance(node, cst.Module) or self.everywhere:
             return True
         start, end = (position.start.line, position.start.column), (position.end.line, position.end.column)
-        return any(start <= first and last <= end for first, last in self.targets)
+        index = bisect.bisect_left(self._target_starts, start)
+        return index < len(self._target_ends) and self._target_ends[index] <= end
 
     def applied_fixes(self) -> list[Fix]:
         """Fixes all of whose edits were applied."""
@@ -212,9 +408,11 @@ class SourceEditor(cst.CSTTransformer):
     def _replacement(self, code: str) -> cst.BaseExpression:
         """``code`` as an expression, its continuation lines indented for where it goes."""
         indent = self._indent(self._owners[-1]) if self._owners else 0
-        return _reindented(cst.parse_expression(code), indent)
+        return _reindented(_parse_expression(code), indent if "\n" in code.strip() else 0)
 
     def _replace_expression(self, original: cst.BaseExpression, node: cst.BaseExpression) -> cst.BaseExpression:
+        if not self._replaces_expressions:
+            return node
         for fix, edit in self._pending(original, (ReplaceExpression,)):
             assert isinstance(edit, ReplaceExpression)
             replacement = self._replacement(edit.code).with_changes(lpar=original.lpar, rpar=original.rpar)
@@ -336,7 +534,7 @@ class SourceEditor(cst.CSTTransformer):
         moves: dict[int, int] = {}
         if not removed:
             return moves
-        for fix in self._fixes:
+        for fix in {key[0]: self._by_id[key[0]] for key in removed}.values():  # only fixes that remove here
             for edit in fix.edits:
                 move = removed.get((id(fix), _normal(getattr(edit, "code", ""))))
                 if isinstance(edit, InsertEdit) and move is not None and self._anchored(edit) in anchors:
@@ -376,7 +574,9 @@ class SourceEditor(cst.CSTTransformer):
     def _statements(self, code: str, anchor: cst.CSTNode) -> list:
         """``code`` as statements, continuation lines indented for where ``anchor`` is."""
         indent = self._indent(anchor)
-        return [_reindented(statement, indent) for statement in cst.parse_module(code).body]
+        if "\n" not in code.strip():  # one line: no continuation lines to indent
+            indent = 0
+        return [_reindented(statement, indent) for statement in _parse_statements(code)]
 
     def _insertions(
         self,
@@ -413,7 +613,7 @@ class SourceEditor(cst.CSTTransformer):
             if edit.code not in codes:
                 codes.append(edit.code)
             self._mark(fix)
-        new = [cst.parse_statement(code) for code in codes]
+        new = [_parse_statement(code) for code in codes]
         insert_at = 0
         for index, statement in enumerate(body):
             if _is_import(statement) or (index == 0 and _is_docstring(statement)):
@@ -440,11 +640,18 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
 
 def _comments(node: cst.CSTNode | Sequence[cst.CSTNode]) -> list[str]:
     """The text of every comment in ``node`` (or nodes), in order."""
+    nodes = node if isinstance(node, Sequence) else [node]
+    if not any("#" in _code(child) for child in nodes):  # (generating code is faster than walking children)
+        return []
+    return _all_comments(node)
+
+
+def _all_comments(node: cst.CSTNode | Sequence[cst.CSTNode]) -> list[str]:
     if isinstance(node, Sequence):
-        return [comment for child in node for comment in _comments(child)]
+        return [comment for child in node for comment in _all_comments(child)]
     if isinstance(node, cst.Comment):
         return [node.value]
-    return _comments(node.children)
+    return _all_comments(node.children)
 
 
 def _written_comments(fix: Fix) -> set[str]:
@@ -518,14 +725,30 @@ def _parenthesized_whitespace(node: cst.CSTNode) -> list[cst.ParenthesizedWhites
     return found
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_expression(code: str) -> cst.BaseExpression:
+    """``code`` parsed once: fixes write the same code many times, and LibCST nodes are immutable."""
+    return cst.parse_expression(code)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_statement(code: str) -> cst.BaseStatement:
+    return cst.parse_statement(code)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_statements(code: str) -> tuple[cst.BaseStatement, ...]:
+    return tuple(cst.parse_module(code).body)
+
+
 def _apply(call: cst.Call, edit: Edit) -> cst.Call:
     if isinstance(edit, AddKeywordArgument):
-        return add_keyword_argument(call, edit.keyword, cst.parse_expression(edit.value))
+        return add_keyword_argument(call, edit.keyword, _parse_expression(edit.value))
     if isinstance(edit, ReplaceArgument):
-        return replace_argument(call, edit.keyword, edit.position, lambda _: cst.parse_expression(edit.value))
+        return replace_argument(call, edit.keyword, edit.position, lambda _: _parse_expression(edit.value))
     if isinstance(edit, GuardArgumentWithTraining):
-        flag = cst.parse_expression(f"{edit.self_name}.training")
-        otherwise = cst.parse_expression(edit.otherwise)
+        flag = _parse_expression(f"{edit.self_name}.training")
+        otherwise = _parse_expression(edit.otherwise)
         return replace_argument(call, edit.keyword, edit.position, lambda value: _if_expression(value, flag, otherwise))
     raise FixError(f"unknown edit {edit!r}")
 
