@@ -7,6 +7,14 @@ action that applies all safe fixes, its edit computed when the client resolves
 it (once per document version). Edits are versioned ``TextDocumentEdit``s for
 the document version they were computed for.
 
+Linting runs in the background, one job per document version: the lint (in a
+worker thread), its diagnostics published with the version they are for, then
+each finding's own edits (one pass of the fix engine for all of them, in a second
+thread, so that the lint of a newer version does not wait for it). A newer version
+supersedes the job of an older one: its result is dropped, never published. Code
+actions await the job of the current version, then answer from what it keeps: a
+quick fix returns its finding's cached edit, without running the fix engine again.
+
 Positions are counted in the encoding negotiated at ``initialize``: as ruff,
 UTF-8 when the client offers it, else UTF-32, else UTF-16 (the default).
 
@@ -27,10 +35,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import difflib
+import functools
+import itertools
+import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +66,14 @@ from nnlint.engine.source import SourceError, SourceFile
 from nnlint.fixes.cross_file import RenamePlan
 from nnlint.rules import PARSE_ERROR, severity_of
 
-DEBOUNCE_SECONDS = 0.3
+#: how long a change waits for the next one before it is linted (a newer version supersedes a running lint)
+DEBOUNCE_SECONDS = 0.05
 FIX_ALL = "source.fixAll.nnlint"
 RECORD_RENAMES = "nnlint.recordRenames"
 #: ruff's preference: UTF-8, then UTF-32, then UTF-16 (which every client speaks)
 ENCODING_PREFERENCE = (lsp.PositionEncodingKind.Utf8, lsp.PositionEncodingKind.Utf32, lsp.PositionEncodingKind.Utf16)
 PYTHON_SUFFIXES = (".py", ".pyi")
+LOGGER = logging.getLogger(__name__)
 
 
 class NnlintProtocol(LanguageServerProtocol):
@@ -87,7 +104,14 @@ class NnlintServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__("nnlint", __version__, protocol_cls=NnlintProtocol)
-        self.pending: dict[str, asyncio.Task] = {}
+        #: per document: the lint job of its latest version
+        self.jobs: dict[str, Job] = {}
+        #: per document: the fix-all computation in progress, and the version it is for
+        self.fixing: dict[str, tuple[int | None, asyncio.Future]] = {}
+        #: lints (and fix-all) run here, one at a time, off the event loop
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnlint-lint")
+        #: each finding's edits are computed here: the lint of a newer version need not wait for them
+        self.fixer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnlint-edits")
         self.runs: dict[str, Linted] = {}
         #: the renaming fixes of each open document: reads to rewrite with them, or why they are withheld
         self.renames: dict[str, RenamePlan | None] = {}
@@ -166,6 +190,12 @@ class Linted:
     run: LintRun | None
     #: why the document could not be linted (run is None)
     error: str | None = None
+    #: the renaming fixes: reads to rewrite with them, or why they are withheld
+    renames: RenamePlan | None = None
+    #: per finding (its index): its own edits (None: it cannot be applied alone), once computed
+    edits: dict[int, list[lsp.TextEdit] | None] = field(default_factory=dict)
+    #: the findings (indexes) whose edits are known to leave a text that parses
+    verified: set[int] = field(default_factory=set)
 
     @property
     def findings(self) -> list[Finding]:
@@ -199,25 +229,222 @@ def _is_python(ls: NnlintServer, uri: str) -> bool:
 
 
 def _lint(ls: NnlintServer, uri: str) -> Linted:
-    """The document's current version, linted (cached per version)."""
+    """The document's current version, linted, with its edits (cached per version); here, at once."""
     document = ls.workspace.get_text_document(uri)
     cached = ls.runs.get(uri)
     if cached is not None and cached.version == document.version and document.version is not None:
         return cached
+    linted = _lint_task(ls, uri, document.source, document.version)()
+    _prepare_edits(linted)
+    _store(ls, uri, linted)
+    return linted
+
+
+def _lint_task(ls: NnlintServer, uri: str, text: str, version: int | None) -> Callable[[], Linted]:
+    """The lint of ``text``, to run anywhere (the configuration is looked up, and reported, here)."""
     path = _path(uri)
     config = _config_for(ls, str(Path(path).parent))
-    encoding = ls.workspace.position_encoding
+    others = functools.partial(_other_files, ls, path, config)
+    return functools.partial(_lint_text, text, version, path, config, ls.workspace.position_encoding, others)
+
+
+def _lint_text(
+    text: str,
+    version: int | None,
+    path: str,
+    config: Config,
+    encoding: str | None,
+    others: Callable[[], Iterable[tuple[str, str]]],
+) -> Linted:
+    """One version of a document, linted (touches no state of the server)."""
     try:
-        run = lint_text(document.source, filename=path, config=config)
+        run = lint_text(text, filename=path, config=config)
     except SourceError as error:
-        source = SourceFile(path, document.source)
-        linted = Linted(document.version, source, Positions(source.text, encoding), None, str(error))
-    else:
-        source = run.sources.get(path) or SourceFile(path, document.source)
-        linted = Linted(document.version, source, Positions(source.text, encoding), run)
-        ls.renames[uri] = _withhold_renames(run, lambda: _other_files(ls, path, config))
+        source = SourceFile(path, text)
+        return Linted(version, source, Positions(source.text, encoding), None, str(error))
+    source = run.sources.get(path) or SourceFile(path, text)
+    renames = _withhold_renames(run, others)
+    return Linted(version, source, Positions(source.text, encoding), run, renames=renames)
+
+
+def _store(ls: NnlintServer, uri: str, linted: Linted) -> None:
     ls.runs[uri] = linted
-    return linted
+    if linted.run is not None:
+        ls.renames[uri] = linted.renames
+
+
+# --- each finding's own edits --------------------------------------------------------------------
+
+Span = tuple[int, int, str]
+
+
+def _reads(linted: Linted, finding: Finding) -> list[Fix]:
+    """The rewrites of reads in this buffer that the finding's renames need."""
+    plan = linted.renames
+    return [edit.fix for edit in plan.reads_of(finding) if edit.path == finding.path] if plan else []
+
+
+def _prepare_edits(linted: Linted, cancelled: Callable[[], bool] = lambda: False) -> None:
+    """Each fixable finding's own edits, from one pass of the fix engine (``finding_edits``) when it has one.
+
+    Without it (an older fix engine), and for fixes that take reads of renamed attributes along,
+    a finding's edits are computed when a quick fix first asks for them.
+    """
+    from nnlint.fixes import apply as fixes
+
+    engine = getattr(fixes, "finding_edits", None)
+    indexes = [i for i, f in enumerate(linted.findings) if f.fix is not None and not _reads(linted, f)]
+    if engine is None or not indexes or cancelled():
+        return
+    try:
+        per_fix = engine(linted.source, [linted.findings[i].fix for i in indexes])
+    except Exception:
+        LOGGER.exception("nnlint: finding_edits failed")
+        return
+    spans = {index: _spans(linted.source, dicts) for index, dicts in zip(indexes, per_fix, strict=True)}
+    linted.verified = _parse_together(linted.source.text, spans)
+    linted.edits = {index: _to_lsp(linted, found) or None for index, found in spans.items()}
+
+
+def _spans(source: SourceFile, edits: list[dict]) -> list[Span]:
+    """Ruff-style edits (1-based rows and columns) as (start, end, text) offsets."""
+    spans = []
+    for edit in edits:
+        start, end = edit["location"], edit["end_location"]
+        begin = source.offset(start["row"], start["column"] - 1)
+        spans.append((begin, source.offset(end["row"], end["column"] - 1), edit["content"]))
+    return spans
+
+
+def _to_lsp(linted: Linted, spans: list[Span]) -> list[lsp.TextEdit]:
+    return [lsp.TextEdit(range=linted.positions.range(start, end), new_text=new) for start, end, new in spans]
+
+
+def _apply_spans(text: str, spans: Iterable[Span]) -> str:
+    for start, end, new in sorted(spans, key=lambda span: span[:2], reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _parse_together(text: str, spans: dict[int, list[Span]]) -> set[int]:
+    """The findings whose edits are known to leave a text that parses: all that do not overlap, if together
+    they parse (one parse for the file); the others are checked alone when a quick fix asks for them."""
+    from nnlint.fixes.apply import reparse_problem
+
+    chosen: list[int] = []
+    last = -1
+    for index, found in sorted(((i, f) for i, f in spans.items() if f), key=lambda item: min(item[1])[:2]):
+        if min(start for start, _, _ in found) > last:
+            chosen.append(index)
+            last = max(end for _, end, _ in found)
+    if not chosen or reparse_problem(_apply_spans(text, [span for i in chosen for span in spans[i]])):
+        return set()
+    return set(chosen)
+
+
+def _edits_of(linted: Linted, index: int) -> list[lsp.TextEdit] | None:
+    """The finding's own edits (None: its fix cannot be applied alone): cached, else computed once here."""
+    from nnlint.fixes.apply import reparse_problem
+
+    finding = linted.findings[index]
+    assert finding.fix is not None
+    if index not in linted.edits:  # no one-pass engine, or reads of renamed attributes to take along
+        fixed = _fixed_by(linted.source, [*_reads(linted, finding), finding.fix])
+        linted.edits[index] = (_text_edits(linted, fixed) or None) if fixed is not None else None
+        linted.verified.add(index)
+    edits = linted.edits[index]
+    if edits is not None and index not in linted.verified:
+        spans = [(*linted.positions.offsets(edit.range), edit.new_text) for edit in edits]
+        if reparse_problem(_apply_spans(linted.source.text, spans)):
+            edits = linted.edits[index] = None
+        linted.verified.add(index)
+    return edits
+
+
+# --- lint jobs -------------------------------------------------------------------------------------
+
+
+class Superseded(Exception):
+    """A newer version of the document replaced the one being linted."""
+
+
+@dataclass(eq=False)
+class Job:
+    """The lint of one version of a document: ``linted`` (diagnostics), then ``ready`` (with its edits)."""
+
+    version: int | None
+    text: str
+    linted: asyncio.Future
+    ready: asyncio.Future
+    #: set when a newer version supersedes this one (read by the worker thread)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    #: set when a request waits for it: no more debouncing
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+
+    def cancel(self, error: BaseException | None = None) -> None:
+        self.cancelled.set()
+        for future in (self.linted, self.ready):
+            if not future.done():
+                future.set_exception(error or Superseded())
+                future.exception()  # retrieved: waiters see it, the loop does not log it
+
+
+def _schedule(ls: NnlintServer, uri: str, delay: float = 0.0, fresh: bool = False) -> Job:
+    """The job of the document's current version: the one running, or a new one (superseding the last)."""
+    document = ls.workspace.get_text_document(uri)
+    job = ls.jobs.get(uri)
+    current = job is not None and not fresh and not job.cancelled.is_set() and document.version is not None
+    if current and job.version == document.version:
+        return job
+    if job is not None:
+        job.cancel()
+    loop = asyncio.get_running_loop()
+    job = Job(document.version, document.source, loop.create_future(), loop.create_future())
+    ls.jobs[uri] = job
+    job.task = loop.create_task(_run(ls, uri, job, delay))
+    return job
+
+
+def _unless_cancelled(job: Job, task: Callable[[], Linted]) -> Callable[[], Linted | None]:
+    return lambda: None if job.cancelled.is_set() else task()
+
+
+async def _run(ls: NnlintServer, uri: str, job: Job, delay: float) -> None:
+    """Lint the job's version (after the debounce), publish its diagnostics, then compute its edits."""
+    loop = asyncio.get_running_loop()
+    try:
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(job.hurry.wait(), delay)
+        if job.cancelled.is_set():
+            return
+        task = _lint_task(ls, uri, job.text, job.version)
+        linted = await loop.run_in_executor(ls.worker, _unless_cancelled(job, task))
+        if linted is None or job.cancelled.is_set():
+            return  # superseded: dropped
+        _store(ls, uri, linted)
+        job.linted.set_result(linted)
+        _publish(ls, uri, linted)
+        await loop.run_in_executor(ls.fixer, _prepare_edits, linted, job.cancelled.is_set)
+        if not job.ready.done():
+            job.ready.set_result(linted)
+    except Exception as error:
+        LOGGER.exception("nnlint: linting %s failed", uri)
+        job.cancel(error)
+
+
+async def _current(ls: NnlintServer, uri: str) -> Linted:
+    """The document's current version, linted, with its edits: awaits its job (started if there is none)."""
+    while True:
+        job = _schedule(ls, uri)
+        job.hurry.set()
+        try:
+            linted = await asyncio.shield(job.ready)
+        except Superseded:
+            continue
+        if linted.version == ls.workspace.get_text_document(uri).version:
+            return linted
 
 
 def _withhold_renames(run: LintRun, others: Callable[[], Iterable[tuple[str, str]]]) -> RenamePlan | None:
@@ -344,7 +571,7 @@ def _reload(ls: NnlintServer) -> None:
     stale, ls.config_uris = ls.config_uris, set()
     for uri in list(ls.workspace.text_documents):
         if _is_python(ls, uri):
-            _publish(ls, uri)
+            _schedule(ls, uri, fresh=True)
     for uri in stale - ls.config_uris:
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -384,18 +611,11 @@ def _diagnostics(linted: Linted) -> list[lsp.Diagnostic]:
     return [_diagnostic(linted, finding) for finding in linted.findings]
 
 
-def _publish(ls: NnlintServer, uri: str) -> None:
-    linted = _lint(ls, uri)
+def _publish(ls: NnlintServer, uri: str, linted: Linted) -> None:
+    """Publish the diagnostics of a version (the job's: never one a newer version superseded)."""
     ls.text_document_publish_diagnostics(
         lsp.PublishDiagnosticsParams(uri=uri, diagnostics=_diagnostics(linted), version=linted.version)
     )
-
-
-async def _publish_later(ls: NnlintServer, uri: str) -> None:
-    await asyncio.sleep(DEBOUNCE_SECONDS)
-    ls.pending.pop(uri, None)
-    if uri in ls.workspace.text_documents:
-        _publish(ls, uri)
 
 
 # --- document and workspace notifications ----------------------------------------------------------
@@ -426,7 +646,7 @@ def did_change_watched_files(ls: NnlintServer, params: lsp.DidChangeWatchedFiles
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: NnlintServer, params: lsp.DidOpenTextDocumentParams) -> None:
     if _is_python(ls, params.text_document.uri):
-        _publish(ls, params.text_document.uri)
+        _schedule(ls, params.text_document.uri, fresh=True)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
@@ -437,28 +657,24 @@ def did_save(ls: NnlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
     elif _is_python(ls, uri):
         ls.runs.pop(uri, None)  # other files may have changed what the project model knows
         ls.fix_all.pop(uri, None)
-        _publish(ls, uri)
+        _schedule(ls, uri, fresh=True)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-async def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    uri = params.text_document.uri
-    if not _is_python(ls, uri):
-        return
-    previous = ls.pending.pop(uri, None)
-    if previous is not None:
-        previous.cancel()
-    ls.pending[uri] = asyncio.ensure_future(_publish_later(ls, uri))
+def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    """Lint the new version in the background (debounced); it supersedes the job of the last one."""
+    if _is_python(ls, params.text_document.uri):
+        _schedule(ls, params.text_document.uri, delay=DEBOUNCE_SECONDS)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: NnlintServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    for cache in (ls.runs, ls.fix_all, ls.renames):
+    for cache in (ls.runs, ls.fix_all, ls.renames, ls.fixing):
         cache.pop(uri, None)
-    pending = ls.pending.pop(uri, None)
-    if pending is not None:
-        pending.cancel()
+    job = ls.jobs.pop(uri, None)
+    if job is not None:
+        job.cancel()
     if not _is_config(uri):
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -467,21 +683,40 @@ def did_close(ls: NnlintServer, params: lsp.DidCloseTextDocumentParams) -> None:
 
 
 def _text_edits(linted: Linted, new_text: str) -> list[lsp.TextEdit]:
-    from nnlint.fixes.apply import text_edits
-
-    source = linted.source
-    edits = []
-    for edit in text_edits(source, new_text):
-        start, end = edit["location"], edit["end_location"]
-        begin = source.offset(start["row"], start["column"] - 1)
-        finish = source.offset(end["row"], end["column"] - 1)
-        edits.append(lsp.TextEdit(range=linted.positions.range(begin, finish), new_text=edit["content"]))
-    return edits
+    """Small non-overlapping edits that turn the document into ``new_text``."""
+    return _to_lsp(linted, _diff(linted.source.text, new_text))
 
 
-def _workspace_edit(ls: NnlintServer, uri: str, linted: Linted, new_text: str | None) -> lsp.WorkspaceEdit:
-    """The edit to ``new_text``, for the version of the document it was computed for."""
-    edits = _text_edits(linted, new_text) if new_text is not None else []
+def _diff(old_text: str, new_text: str) -> list[Span]:
+    """(start, end, text) edits of ``old_text`` that make ``new_text``: changed lines, trimmed to what differs.
+
+    Lines that recur often (``autojunk``) do not anchor the match: the diff of a long file with many
+    fixes stays fast; its edits may be a little larger than the smallest.
+    """
+    old_lines = old_text.splitlines(keepends=True)
+    new_lines = new_text.splitlines(keepends=True)
+    starts = [0, *itertools.accumulate(map(len, old_lines))]
+    new_starts = [0, *itertools.accumulate(map(len, new_lines))]
+    spans = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old_lines, new_lines).get_opcodes():
+        if tag == "equal":
+            continue
+        old, new = old_text[starts[i1] : starts[i2]], new_text[new_starts[j1] : new_starts[j2]]
+        head = _common(old, new)
+        tail = _common(old[head:][::-1], new[head:][::-1])
+        spans.append((starts[i1] + head, starts[i2] - tail, new[head : len(new) - tail]))
+    return spans
+
+
+def _common(first: str, second: str) -> int:
+    """The length of the common prefix."""
+    return next(
+        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), min(len(first), len(second))
+    )
+
+
+def _workspace_edit(ls: NnlintServer, uri: str, linted: Linted, edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
+    """The edits, for the version of the document they were computed for."""
     edit_capabilities = ls.client_capabilities.workspace and ls.client_capabilities.workspace.workspace_edit
     if not (edit_capabilities and edit_capabilities.document_changes):
         return lsp.WorkspaceEdit(changes={uri: edits})
@@ -515,39 +750,69 @@ def _resolves(ls: NnlintServer, *properties: str) -> bool:
     return bool(support and all(name in support.properties for name in properties))
 
 
-@server.feature(
-    lsp.TEXT_DOCUMENT_CODE_ACTION,
-    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=True),
-)
 def code_action(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    """The code actions, the document linted here if need be (the server answers with :func:`code_action_request`)."""
     uri = params.text_document.uri
     if not _is_python(ls, uri):
         return []
     linted = _lint(ls, uri)
+    actions, fix_all = _actions(ls, uri, linted, params)
+    if fix_all is not None:
+        _add_fix_all(ls, uri, linted, actions, fix_all, _fix_all_text(ls, uri, linted))
+    return actions
+
+
+@server.feature(
+    lsp.TEXT_DOCUMENT_CODE_ACTION,
+    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=True),
+)
+async def code_action_request(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    """The code actions, from the lint of the current version (awaited when it is still running)."""
+    uri = params.text_document.uri
+    if not _is_python(ls, uri):
+        return []
+    linted = await _current(ls, uri)
+    actions, fix_all = _actions(ls, uri, linted, params)
+    if fix_all is not None:
+        _add_fix_all(ls, uri, linted, actions, fix_all, await _fix_all_later(ls, uri, linted))
+    return actions
+
+
+def _actions(
+    ls: NnlintServer, uri: str, linted: Linted, params: lsp.CodeActionParams
+) -> tuple[list[lsp.CodeAction], lsp.CodeAction | None]:
+    """The quick fixes and the fix-all action; and the fix-all action when its edit is needed now."""
     only = params.context.only
     actions: list[lsp.CodeAction] = []
     if _wanted(lsp.CodeActionKind.QuickFix, only):
-        for finding in _targets(linted, params):
-            action = _quick_fix(ls, uri, linted, finding)
+        for index, finding in _targets(linted, params):
+            action = _quick_fix(ls, uri, linted, index, finding)
             if action is not None:
                 actions.append(action)
-    if _wanted(FIX_ALL, only) and any(_is_safe(finding.fix) for finding in linted.findings):
-        action = lsp.CodeAction(
-            title="nnlint: fix all safely fixable issues", kind=FIX_ALL, data={"uri": uri, "version": linted.version}
-        )
-        if _resolves(ls, "edit"):
-            actions.append(action)  # the edit comes in codeAction/resolve
-        elif _fix_all_text(ls, uri, linted) is not None:
-            actions.append(resolve_code_action(ls, action))
-    return actions
+    if not (_wanted(FIX_ALL, only) and any(_is_safe(finding.fix) for finding in linted.findings)):
+        return actions, None
+    action = lsp.CodeAction(
+        title="nnlint: fix all safely fixable issues", kind=FIX_ALL, data={"uri": uri, "version": linted.version}
+    )
+    if _resolves(ls, "edit"):
+        actions.append(action)  # the edit comes in codeAction/resolve
+        return actions, None
+    return actions, action
+
+
+def _add_fix_all(
+    ls: NnlintServer, uri: str, linted: Linted, actions: list[lsp.CodeAction], action: lsp.CodeAction, text: str | None
+) -> None:
+    if text is not None:
+        actions.append(_with_fix_all(ls, uri, linted, action, text))
 
 
 def _is_safe(fix: Fix | None) -> bool:
     return fix is not None and fix.applicability == "safe"
 
 
-def _targets(linted: Linted, params: lsp.CodeActionParams) -> list[Finding]:
-    """The fixable findings the request is about: its context's diagnostics (code and range), or under the range."""
+def _targets(linted: Linted, params: lsp.CodeActionParams) -> list[tuple[int, Finding]]:
+    """The fixable findings (and their indexes) the request is about: its context's diagnostics, or under the range."""
     wanted = {
         (str(diagnostic.code), linted.positions.offsets(diagnostic.range))
         for diagnostic in params.context.diagnostics
@@ -555,20 +820,21 @@ def _targets(linted: Linted, params: lsp.CodeActionParams) -> list[Finding]:
     }
     start, end = linted.positions.offsets(params.range)
     targets = []
-    for finding in linted.findings:
+    for index, finding in enumerate(linted.findings):
         if finding.fix is None:
             continue
         span = linted.span(finding)
         if (finding.code, span) in wanted or (span[0] <= end and start <= span[1]):
-            targets.append(finding)
+            targets.append((index, finding))
     return targets
 
 
 def _quick_fix(
-    ls: NnlintServer, uri: str, linted: Linted, finding: Finding, lazy: bool = True
+    ls: NnlintServer, uri: str, linted: Linted, index: int, finding: Finding, lazy: bool = True
 ) -> lsp.CodeAction | None:
     """The action that applies this finding's fix (and the rewrites of reads its renames need) only.
 
+    Its edit is the one the lint job computed for this version (computed here only when it has none).
     A fix that changes state_dict keys runs a command that records them once it is applied; the
     edit and the command come in ``codeAction/resolve`` when the client resolves both (a command
     in a listed action is misread by some clients), else at once.
@@ -591,63 +857,113 @@ def _quick_fix(
         start, end = linted.span(finding)
         action.data = {"uri": uri, "version": linted.version, "code": finding.code, "start": start, "end": end}
         return action
-    plan = ls.renames.get(uri)
-    reads = [edit.fix for edit in plan.reads_of(finding) if edit.path == finding.path] if plan else []
-    fixed = _fixed_by(linted.source, [*reads, finding.fix])
-    if fixed is None:
+    edits = _edits_of(linted, index)
+    if edits is None:
         return None
-    action.edit = _workspace_edit(ls, uri, linted, fixed)
+    action.edit = _workspace_edit(ls, uri, linted, edits)
     if records and change is not None:
         action.command = _record_command(uri, finding.module_class or "", change)
     return action
 
 
-def _resolve_quick_fix(ls: NnlintServer, action: lsp.CodeAction, uri: str, data: dict) -> lsp.CodeAction:
+def _resolve_quick_fix(
+    ls: NnlintServer, action: lsp.CodeAction, uri: str, data: dict, linted: Linted
+) -> lsp.CodeAction:
     """Fill in a quick fix's edit and command; none when the document changed since it was listed."""
-    linted = _lint(ls, uri)
     if linted.version != data.get("version"):
         return action
     wanted = (data.get("code"), (data.get("start"), data.get("end")))
-    for finding in linted.findings:
+    for index, finding in enumerate(linted.findings):
         if finding.fix is not None and (finding.code, linted.span(finding)) == wanted:
-            resolved = _quick_fix(ls, uri, linted, finding, lazy=False)
+            resolved = _quick_fix(ls, uri, linted, index, finding, lazy=False)
             if resolved is not None:
                 action.edit, action.command = resolved.edit, resolved.command
             break
     return action
 
 
-def _fix_all_text(ls: NnlintServer, uri: str, linted: Linted) -> str | None:
-    """The text with every safe fix applied (None: no change), computed once per document version."""
+def _fix_all_of(linted: Linted) -> str | None:
+    """The text with every safe fix applied, to a fixed point as ``nnlint check --fix`` (None: no change)."""
     from nnlint.fixes.apply import fix_run
 
+    if linted.run is None:
+        return None
+    outcomes = fix_run(linted.run, unsafe=False)
+    return outcomes[0].fixed_text if outcomes and outcomes[0].changed else None
+
+
+def _cached_fix_all(ls: NnlintServer, uri: str, linted: Linted) -> tuple[bool, str | None]:
     cached = ls.fix_all.get(uri)
     if cached is not None and cached[0] == linted.version and linted.version is not None:
-        return cached[1]
-    text = None
-    if linted.run is not None:
-        outcomes = fix_run(linted.run, unsafe=False)
-        if outcomes and outcomes[0].changed:
-            text = outcomes[0].fixed_text
+        return True, cached[1]
+    return False, None
+
+
+def _fix_all_text(ls: NnlintServer, uri: str, linted: Linted) -> str | None:
+    """The text with every safe fix applied (None: no change), computed once per document version, here."""
+    known, text = _cached_fix_all(ls, uri, linted)
+    if not known:
+        text = _fix_all_of(linted)
+        ls.fix_all[uri] = (linted.version, text)
+    return text
+
+
+async def _fix_all_later(ls: NnlintServer, uri: str, linted: Linted) -> str | None:
+    """:func:`_fix_all_text`, computed by the worker (once per version, however many requests wait for it)."""
+    known, text = _cached_fix_all(ls, uri, linted)
+    if known:
+        return text
+    pending = ls.fixing.get(uri)
+    if pending is None or pending[0] != linted.version or linted.version is None:
+        future = asyncio.get_running_loop().run_in_executor(ls.worker, _fix_all_of, linted)
+        pending = ls.fixing[uri] = (linted.version, future)
+    try:
+        text = await asyncio.shield(pending[1])
+    finally:
+        if ls.fixing.get(uri) is pending and pending[1].done():
+            del ls.fixing[uri]  # a failure is not kept: the next request tries again
     ls.fix_all[uri] = (linted.version, text)
     return text
 
 
-@server.feature(lsp.CODE_ACTION_RESOLVE)
-def resolve_code_action(ls: NnlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
-    """Fill in the fix-all edit (for the document's current version), or a quick fix's edit and command."""
-    data = action.data if isinstance(action.data, dict) else {}
-    uri = data.get("uri")
-    if not isinstance(uri, str) or not _is_python(ls, uri):
-        return action
-    if action.kind == lsp.CodeActionKind.QuickFix:
-        return _resolve_quick_fix(ls, action, uri, data)
-    if action.kind != FIX_ALL:
-        return action
-    linted = _lint(ls, uri)
-    action.edit = _workspace_edit(ls, uri, linted, _fix_all_text(ls, uri, linted))
+def _with_fix_all(
+    ls: NnlintServer, uri: str, linted: Linted, action: lsp.CodeAction, text: str | None
+) -> lsp.CodeAction:
+    action.edit = _workspace_edit(ls, uri, linted, _text_edits(linted, text) if text is not None else [])
     action.data = {"uri": uri, "version": linted.version}
     return action
+
+
+def _resolvable(ls: NnlintServer, action: lsp.CodeAction) -> str | None:
+    """The document of an action to resolve (None: not one of ours)."""
+    data = action.data if isinstance(action.data, dict) else {}
+    uri = data.get("uri")
+    if not isinstance(uri, str) or not _is_python(ls, uri) or action.kind not in (lsp.CodeActionKind.QuickFix, FIX_ALL):
+        return None
+    return uri
+
+
+def resolve_code_action(ls: NnlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
+    """Fill in the fix-all edit (for the document's current version), or a quick fix's edit and command, here."""
+    uri = _resolvable(ls, action)
+    if uri is None:
+        return action
+    linted = _lint(ls, uri)
+    if action.kind == lsp.CodeActionKind.QuickFix:
+        return _resolve_quick_fix(ls, action, uri, action.data, linted)
+    return _with_fix_all(ls, uri, linted, action, _fix_all_text(ls, uri, linted))
+
+
+@server.feature(lsp.CODE_ACTION_RESOLVE)
+async def resolve_code_action_request(ls: NnlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
+    """:func:`resolve_code_action`, from the lint of the current version; fix-all computed by the worker."""
+    uri = _resolvable(ls, action)
+    if uri is None:
+        return action
+    linted = await _current(ls, uri)
+    if action.kind == lsp.CodeActionKind.QuickFix:
+        return _resolve_quick_fix(ls, action, uri, action.data, linted)
+    return _with_fix_all(ls, uri, linted, action, await _fix_all_later(ls, uri, linted))
 
 
 # --- recording state_dict renames ------------------------------------------------------------------
