@@ -36,7 +36,7 @@ CACHE_DIR_ENV = "NNLINT_CACHE_DIR"
 Entry = tuple[str, str | None, bool, FileResult]
 #: modules loaded from outside the linted files: module → (file, content digest), or None where not found
 Externals = dict[str, tuple[str, str] | None]
-#: how many runs (sets of paths and settings) keep their decided findings
+#: how many run keys keep their decided findings (a run has one by contents, one by stat stamps)
 KEPT_RUNS = 8
 
 
@@ -69,6 +69,7 @@ class Cache:
         self.file = directory / __version__ / f"{fingerprint(codes)}.pickle"
         self.runs_file = self.file.with_suffix(".runs.pickle")
         self._entries: dict[str, Entry] | None = None
+        self._runs: dict[str, tuple[Externals, list[Finding]]] | None = None
         self.updates: dict[str, Entry] = {}
 
     @property
@@ -83,14 +84,18 @@ class Cache:
 
     def run(self, key: str) -> tuple[Externals, list[Finding]] | None:
         """The externals and decided findings of an earlier run with this key."""
-        stored = _read_dict(self.runs_file).get(key)
+        if self._runs is None:
+            self._runs = _read_dict(self.runs_file)
+        stored = self._runs.get(key)
         return stored if isinstance(stored, tuple) and len(stored) == 2 else None
 
-    def put_run(self, key: str, externals: Externals, findings: list[Finding]) -> None:
-        """Keep a run's decided findings (the last :data:`KEPT_RUNS` runs are kept)."""
-        runs = {name: value for name, value in _read_dict(self.runs_file).items() if name != key}
-        runs[key] = (externals, findings)
-        self._write(self.runs_file, dict(list(runs.items())[-KEPT_RUNS:]))
+    def put_run(self, keys: list[str], externals: Externals, findings: list[Finding]) -> None:
+        """Keep a run's decided findings under each key (the last :data:`KEPT_RUNS` keys are kept)."""
+        # re-read first: another run may have written the file since
+        runs = {name: value for name, value in _read_dict(self.runs_file).items() if name not in keys}
+        runs.update(dict.fromkeys(keys, (externals, findings)))
+        self._runs = dict(list(runs.items())[-KEPT_RUNS:])
+        self._write(self.runs_file, self._runs)
 
     def get(self, path: str, content_digest: str, module: str | None, is_package: bool) -> FileResult | None:
         """The stored result for this file and content (with ``path`` as given this time)."""

@@ -318,7 +318,7 @@ def lint_paths(
         memo = cache.run(key) if key is not None else None
         if memo is not None and _externals_unchanged(memo[0], search):
             if stamped is not None:
-                cache.put_run(stamped, *memo)  # touched, not changed: found by stamp next time
+                cache.put_run([stamped], *memo)  # touched, not changed: found by stamp next time
         else:
             memo = None
     if memo is not None:
@@ -326,10 +326,10 @@ def lint_paths(
         return LintRun(None, None, settings, None, findings=memo[1], build=later)
     run = _lint_jobs(jobs, search, settings, workers, progress, None, cache, digests)
     if key is not None and _digests(jobs) == digests:  # (no file changed while it was linted)
-        externals = _externals(run.index, search)
-        cache.put_run(key, externals, run.findings)
+        keys = [key]
         if stamped is not None and _stamps(jobs) == stamps:
-            cache.put_run(stamped, externals, run.findings)
+            keys.append(stamped)
+        cache.put_run(keys, _externals(run.index, search), run.findings)
     return run
 
 
@@ -411,30 +411,23 @@ def _run_key(settings: Settings, jobs: list[Job], digests: dict[str, str | None]
 
 def _externals(index: ProjectIndex, search: list[Path]) -> Externals:
     """The modules the index loaded (or looked for) outside the linted files, and what it found."""
-    found: Externals = {}
-    for module in sorted(index.tried_modules):
-        path = find_module_file(module, search)
-        try:
-            found[module] = (str(path), digest(read_file_bytes(str(path)))) if path is not None else None
-        except OSError:
-            found[module] = None
-    return found
+    return {module: _external(module, search) for module in sorted(index.tried_modules)}
 
 
 def _externals_unchanged(recorded: Externals, search: list[Path]) -> bool:
     """True when each external module is still found in the same file with the same content."""
-    for module, before in recorded.items():
-        path = find_module_file(module, search)
-        if path is None or before is None:
-            if path is not None or before is not None:
-                return False
-            continue
-        try:
-            if (str(path), digest(read_file_bytes(str(path)))) != before:
-                return False
-        except OSError:
-            return False
-    return True
+    return all(_external(module, search) == before for module, before in recorded.items())
+
+
+def _external(module: str, search: list[Path]) -> tuple[str, str] | None:
+    """The file defining ``module`` and its content digest ("" when unreadable); None when not found."""
+    path = find_module_file(module, search)
+    if path is None:
+        return None
+    try:
+        return str(path), digest(read_file_bytes(str(path)))
+    except OSError:
+        return str(path), ""
 
 
 def _from_cache(
