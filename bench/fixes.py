@@ -57,6 +57,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpora import REPO
+from run import BENCH_ENV  # as users run tools: Python may cache bytecode
 
 SELECT = "NN101,NN304"
 DEFAULT_SIZES = (100, 300, 1000, 3000)
@@ -85,9 +86,6 @@ FIXES_PER_BLOCK = 3
 #: the file whose fixing time is taken as the fixed cost of fixing
 BASELINE = FIXES_PER_BLOCK
 BLOCK_LINES = BLOCK.count("\n")
-
-#: as users run tools: Python may cache bytecode (see bench/run.py)
-BENCH_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
 def model_source(fixes: int) -> str:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cross_file_renames import MODELS
 
 from conftest import run_cli
 
@@ -137,22 +138,6 @@ def test_fix_refuses_a_file_in_a_read_only_directory(tmp_path: Path) -> None:
     ]
 
 
-MODELS = """\
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-
-class Net(nn.Module):
-    def __init__(self, d_in=4, d_out=3):
-        super().__init__()
-        self.act = nn.GELU()
-        self.proj_weight = nn.Parameter(torch.randn(d_out, d_in) * 0.02)
-        self.proj_bias = nn.Parameter(torch.zeros(d_out))
-
-    def forward(self, x):
-        return F.linear(self.act(x), self.proj_weight, self.proj_bias)
-"""
 TRAIN = """\
 from pkg.models import Net
 
