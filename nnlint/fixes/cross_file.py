@@ -681,7 +681,7 @@ class _Judge:
         name = model.canonical(qualname)
         if name in family:
             return CLASS
-        if family & set(model.subclasses(name)):
+        if not family.isdisjoint(model.subclasses(name)):
             return UNTIED  # a base class of the fixed one: the instance may be one of its
         if name in model.classes or name.startswith("torch.") or name in model.index.classes:
             return CLASS if self._inherits(name, family) else OTHER

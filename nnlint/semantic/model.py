@@ -49,6 +49,7 @@ class SemanticModel:
         self.functions: dict[str, FunctionFacts] = {}
         self.loss_sites: list[tuple[str, LossSite]] = []
         self._subclasses: dict[str, list[str]] | None = None
+        self._all_subclasses: dict[str, list[str]] = {}
         self._moved_names: frozenset[str] | None = None
         self._mros: dict[str, list[ClassFacts]] = {}
         self._forward_closures: dict[str, list[tuple[ClassFacts, str]]] = {}
@@ -72,6 +73,7 @@ class SemanticModel:
         self.loss_sites = [(path, site) for path, site in self.loss_sites if path != result.path]
         self.loss_sites.extend((result.path, site) for site in facts.loss_sites)
         self._subclasses = None
+        self._all_subclasses.clear()
         self._moved_names = None
         self._mros.clear()
         self._forward_closures.clear()
@@ -121,14 +123,19 @@ class SemanticModel:
                 for base in facts.bases:
                     direct.setdefault(self.canonical(base), []).append(facts.qualname)
             self._subclasses = direct
-        found: list[str] = []
-        pending = list(self._subclasses.get(self.canonical(qualname), []))
+        canonical = self.canonical(qualname)
+        known = self._all_subclasses.get(canonical)
+        if known is not None:
+            return known
+        found: dict[str, None] = {}  # (ordered, and a set: ``nn.Module`` has thousands)
+        pending = list(self._subclasses.get(canonical, []))
         while pending:
             name = pending.pop()
             if name not in found:
-                found.append(name)
+                found[name] = None
                 pending.extend(self._subclasses.get(name, []))
-        return found
+        self._all_subclasses[canonical] = list(found)
+        return self._all_subclasses[canonical]
 
     def method(self, qualname: str, name: str) -> tuple[ClassFacts, FunctionFacts] | None:
         """Where ``name`` is defined for an instance of ``qualname`` (through the project bases)."""
