@@ -196,12 +196,11 @@ def test_file_without_fix_is_not_rewritten(tmp_path: Path) -> None:
 
 def test_fix_that_breaks_the_file_is_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nnlint.fixes import apply as apply_module
-    from nnlint.fixes import transform
 
     def broken(text: str, fixes: list) -> tuple[str, list]:
         return text.replace("F.dropout(x, 0.1)", "F.dropout(x, 0.1"), fixes
 
-    monkeypatch.setattr(transform, "apply_fixes", broken)
+    monkeypatch.setattr(apply_module, "apply_fixes", broken)
     source = HEADER + "class M(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.1)\n"
     from nnlint.api import lint_text
 

@@ -48,6 +48,7 @@ def _count_fix_engine(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None
     import nnlint.fixes.transform as transform_module
 
     targets = [(apply_module, "fix_edits"), (apply_module, "fix_run"), (transform_module, "apply_fixes")]
+    targets += [(apply_module, "apply_fixes")]
     targets += [(libcst, "parse_module"), (apply_module, "finding_edits")]
     for module, name in targets:
         real = getattr(module, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import copy
 import difflib
 import errno
 import os
@@ -23,7 +24,9 @@ from nnlint.engine.runner import (
     read_source,
 )
 from nnlint.engine.source import SourceFile
+from nnlint.fixes.compatible import FixError, select_compatible
 from nnlint.fixes.cross_file import ClassKey, ReadEdit, RenamePlan, plan_renames, renames_attributes
+from nnlint.fixes.splice import Splice, Splicer, join, parsed
 from nnlint.output.paths import display_path
 
 if TYPE_CHECKING:
@@ -96,8 +99,9 @@ def fix_run(
     if not unsafe or (renames is None and not any(renames_attributes(finding.fix) for finding in run.findings)):
         return _fix_files(run, unsafe, exclude, None, workers)
     plan = renames if renames is not None else plan_renames(run)
+    done: dict[str, tuple[object, FileFix]] = {}
     for _ in range(MAX_RENAME_ROUNDS):
-        outcomes = _fix_files(run, unsafe, exclude, plan, workers)
+        outcomes = _fix_files(run, unsafe, exclude, plan, workers, done=done)
         broken = _renames_gone_wrong(plan, outcomes, exclude | plan.withheld)
         if not broken:
             return _withheld_outcomes(run, plan, outcomes)
@@ -115,7 +119,9 @@ def _fix_files(
     plan: RenamePlan | None,
     workers: int,
     renaming: bool = True,
+    done: dict[str, tuple[object, FileFix]] | None = None,
 ) -> list[FileFix]:
+    """Fix the files; ``done`` keeps each file's outcome by what it depends on, for the next round."""
     by_path: dict[str, list[Finding]] = {}
     for finding in run.findings:
         by_path.setdefault(finding.path, []).append(finding)
@@ -129,12 +135,26 @@ def _fix_files(
         if reads.get(result.path) or any(is_applicable(finding.fix, unsafe) for finding in by_path.get(result.path, []))
     ]
     rules = make_rules(run.settings.enabled)
+    done = {} if done is None else done
+
+    def inputs(path: str) -> object:  # what a file's outcome depends on besides its text
+        return frozenset(key for key in withheld if key[0] == path), tuple(reads.get(path, [])), renaming
 
     def fix(task: tuple[str, str | None, list[Finding]]) -> FileFix:
         path, module, findings = task
         return _fix_file(run, path, module, findings, rules, unsafe, exclude, withheld, reads.get(path, []), renaming)
 
-    return forked_map(fix, tasks, workers)
+    todo = [task for task in tasks if task[0] not in done or done[task[0]][0] != inputs(task[0])]
+    for task, outcome in zip(todo, forked_map(fix, todo, workers), strict=True):
+        done[task[0]] = (inputs(task[0]), outcome)
+    return [_copy(done[task[0]][1]) for task in tasks]
+
+
+def _copy(outcome: FileFix) -> FileFix:
+    """A copy whose lists later steps may change (they mark the findings of withheld classes)."""
+    copied = copy.copy(outcome)
+    copied.remaining, copied.withheld = list(outcome.remaining), list(outcome.withheld)
+    return copied
 
 
 def _renames_gone_wrong(
@@ -219,20 +239,15 @@ def _fix_file(
         if not fixes:
             break
         try:
-            from nnlint.fixes.transform import FixError, apply_fixes
-        except ImportError as error:  # pragma: no cover - libcst is a dependency
-            outcome.error = f"cannot apply fixes: {error}"
-            break
-        try:
             text, applied = apply_fixes(outcome.fixed_text, fixes)  # type: ignore[arg-type]
         except FixError as error:
             outcome.error = str(error)
             break
         if text == outcome.fixed_text or not applied:
             break
-        problem = reparse_problem(text)
-        if problem:
-            outcome.error = f"fix dropped: the fixed file does not parse ({problem})"
+        tree = parsed(text)  # (cached: the next pass's splices read the same tree)
+        if tree is None:
+            outcome.error = f"fix dropped: the fixed file does not parse ({reparse_problem(text)})"
             break
         outcome.fixed_text = text
         applied_ids = {id(fix) for fix in applied}
@@ -244,10 +259,27 @@ def _fix_file(
             change = finding.fix.state_dict if id(finding.fix) in applied_ids else None  # type: ignore[union-attr]
             if change is not None and (change.renames or change.added):
                 outcome.state_dict_changes.append((finding.module_class or "", change))
-        relinted = lint_source(source.with_text(text), module, is_package, rules)
+        relinted = lint_source(source.with_text(text), module, is_package, rules, tree=tree)
         run.model.add(relinted)  # (in this file's worker) the model sees the fixed text
         outcome.remaining = applicable_findings(relinted.findings, run.model, run.settings)
     return outcome
+
+
+def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
+    """Apply the compatible ``fixes`` to ``text``; returns the new text and the fixes that applied.
+
+    One pass: when every chosen fix is a text splice (:mod:`nnlint.fixes.splice`), they are made
+    in one go without LibCST; otherwise LibCST applies them all in one traversal.
+    """
+    chosen = select_compatible(fixes)
+    spliced = Splicer(text).apply(chosen) if chosen else None
+    if spliced is not None:
+        return spliced, chosen
+    try:
+        from nnlint.fixes import transform
+    except ImportError as error:  # pragma: no cover - libcst is a dependency
+        raise FixError(f"cannot apply fixes: {error}") from None
+    return transform.apply_fixes(text, chosen)
 
 
 def reparse_problem(text: str) -> str | None:
@@ -320,16 +352,54 @@ def fix_edits(source: SourceFile, fix: Fix) -> list[dict]:
 def finding_edits(source: SourceFile, fixes: list[Fix]) -> list[list[dict]]:
     """Each fix's own edits (as :func:`text_edits`): what applying that fix alone changes.
 
-    The file is parsed once; each fix is applied to the top-level statements it touches only
-    (:class:`~nnlint.fixes.transform.FixesAlone`), so the cost is linear in the file plus its fixes.
+    The file is parsed once with ``ast``; a fix that is a text splice (:mod:`nnlint.fixes.splice`)
+    gives its edits from the lines it touches. The others are applied with LibCST to the
+    top-level statements they touch only (:class:`~nnlint.fixes.transform.FixesAlone`, parsed
+    once when first needed), so the cost is linear in the file plus its fixes.
     """
-    try:
-        from nnlint.fixes.transform import FixError, FixesAlone
+    splicer = Splicer(source.text)
+    alone: list = []
+    edits = []
+    for fix in fixes:
+        splices = splicer.splices(fix)
+        spliced = _splice_edits(source, splices) if splices is not None else None
+        edits.append(spliced if spliced is not None else _edits_with_libcst(source, alone, fix))
+    return edits
 
-        alone = FixesAlone(source.text)
-    except (ImportError, FixError, RecursionError):
-        return [[] for _ in fixes]
-    return [_edits_alone(source, alone, fix) for fix in fixes]
+
+def _splice_edits(source: SourceFile, splices: list[Splice]) -> list[dict] | None:
+    """:func:`text_edits` of one fix's splices, each diffed over the whole lines it touches."""
+    text = source.text
+    windows: list[list] = []  # [start, end, splices] over whole lines, in order, merged when they touch
+    for splice in sorted(splices, key=lambda item: (item.start, item.rank)):
+        start = text.rfind("\n", 0, splice.start) + 1
+        end = text.find("\n", splice.end) + 1 or len(text)
+        if windows and start <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], end)
+            windows[-1][2].append(splice)
+        else:
+            windows.append([start, end, [splice]])
+    edits = []
+    for start, end, inside in windows:
+        local = [Splice(s.start - start, s.end - start, s.content, s.rank) for s in inside]
+        new = join(text[start:end], local)
+        if new is None:
+            return None
+        hunks = _hunks(text[start:end], new)
+        edits.extend(_edit(source, start + begin, start + stop, content) for begin, stop, content in hunks)
+    return edits
+
+
+def _edits_with_libcst(source: SourceFile, alone: list, fix: Fix) -> list[dict]:
+    """The edits of ``fix`` from LibCST (``alone`` caches the file's :class:`FixesAlone`)."""
+    if not alone:
+        try:
+            from nnlint.fixes.transform import FixesAlone
+
+            alone.append(FixesAlone(source.text))
+        except (ImportError, FixError, RecursionError):
+            alone.append(None)
+    return _edits_alone(source, alone[0], fix) if alone[0] is not None else []
 
 
 def _edits_alone(source: SourceFile, alone: FixesAlone, fix: Fix) -> list[dict]:
@@ -355,8 +425,6 @@ def _edits_alone(source: SourceFile, alone: FixesAlone, fix: Fix) -> list[dict]:
 
 def _edits_of_whole_file(source: SourceFile, fix: Fix) -> list[dict]:
     """:func:`text_edits` of the whole file fixed by ``fix`` alone."""
-    from nnlint.fixes.transform import FixError, apply_fixes
-
     try:
         text, applied = apply_fixes(source.text, [fix])
     except FixError:

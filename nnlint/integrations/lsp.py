@@ -726,8 +726,8 @@ def _workspace_edit(ls: NnlintServer, uri: str, linted: Linted, edits: list[lsp.
 
 def _fixed_by(source: SourceFile, fixes: list[Fix]) -> str | None:
     """The text with all of ``fixes`` applied, or None when they cannot all be (or it would not parse)."""
-    from nnlint.fixes.apply import reparse_problem
-    from nnlint.fixes.transform import FixError, apply_fixes
+    from nnlint.fixes.apply import apply_fixes, reparse_problem
+    from nnlint.fixes.compatible import FixError
 
     try:
         text, applied = apply_fixes(source.text, fixes)
