@@ -3,6 +3,7 @@
     python bench/fixes.py                          # N = 100, 300, 1,000, 3,000 fixes, then the editor
     python bench/fixes.py --sizes 100,3000 --repeat 5
     python bench/fixes.py --no-editor --timeout 60 # stop a run after 60 s (reported as "> 60 s")
+    python bench/fixes.py --corpus                 # also the corpus targets (timm + transformers, ~5 min)
     python bench/lsp_latency.py                    # the editor part alone
     PYTHONPATH=/tmp/head python bench/fixes.py     # another nnlint (e.g. `git archive HEAD nnlint rules`)
 
@@ -33,6 +34,11 @@ keeps it flat; it must stay within 1.5x from the smallest to the largest N. Targ
 (issue 13): ``--fix`` <= 3x ``check`` at every N; ms per fix within 1.5x;
 JSON <= 1.5x ``check``; peak RSS of ``--fix`` <= 2x that of ``check``.
 
+With ``--corpus``: ``check --select ALL --fix --unsafe-fixes`` over timm and
+transformers (a fresh copy before each run) against ``check --select ALL`` on
+the same files (target <= 2x), and ``--output-format json`` against the text
+output on transformers (target <= 1.5x); fastest of two runs each, interleaved.
+
 Then, unless ``--no-editor``, the editor part (``bench/lsp_latency.py``): a real
 LSP client over stdio on a ~3,000-line file. Results are printed as Markdown
 tables with the targets ("met"/"MISSED") and written to
@@ -45,6 +51,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -152,9 +159,12 @@ class Command:
     fresh: Path | None = None
 
     def run(self, timeout: float) -> Run:
-        if self.fresh is not None:
+        if self.fresh is not None and self.fresh.is_dir():
+            shutil.rmtree(self.target, ignore_errors=True)
+            shutil.copytree(self.fresh, self.target)
+        elif self.fresh is not None:
             shutil.copyfile(self.fresh, self.target)
-        return measure(self.argv, self.output, timeout, self.output.parent)
+        return measure(self.argv, self.output, timeout, self.target if self.target.is_dir() else self.output.parent)
 
 
 def commands_for(directory: Path, fixes: int) -> dict[str, Command]:
@@ -287,6 +297,52 @@ def table(baseline: dict, rows: list[dict], timeout: float) -> str:
     return "\n".join(lines)
 
 
+CORPUS_SELECT = ("--no-cache", "--select", "ALL")
+
+
+def bench_corpus(repeat: int, timeout: float) -> dict:
+    """The corpus targets: ``--select ALL --fix --unsafe-fixes`` against ``--select ALL`` over timm and
+    transformers (a fresh copy before each fix run), and JSON against text output on transformers."""
+    from corpora import corpus
+
+    with tempfile.TemporaryDirectory(prefix="nnlint-bench-corpus-") as directory:
+        root = Path(directory)
+        pristine, linted = root / "pristine", root / "linted"
+        for name in ("timm", "transformers"):
+            shutil.copytree(corpus(name), pristine / name)
+        shutil.copytree(pristine, linted)
+        check = [sys.executable, "-m", "nnlint", "check", *CORPUS_SELECT]
+        fix = [*check, "--fix", "--unsafe-fixes"]
+        commands = {
+            "lint": Command([*check, "timm", "transformers"], linted, root / "lint.out"),
+            "fix": Command([*fix, "timm", "transformers"], root / "fixed", root / "fix.out", pristine),
+            "text": Command([*check, "transformers"], linted, root / "text.out"),
+            "json": Command([*check, "--output-format", "json", "transformers"], linted, root / "json.out"),
+        }
+        timed = fastest_interleaved(commands, repeat, timeout, set())
+        fixed = re.search(r"\((\d+) fixed", commands["fix"].output.read_text())
+    row = {name: None if run is None or run.stopped else round(run.seconds, 2) for name, run in timed.items()}
+    row["fixed"] = int(fixed[1]) if fixed else None
+    return row
+
+
+def corpus_report(row: dict) -> str:
+    def ratio(top: str, bottom: str) -> float | None:
+        return None if row[top] is None or row[bottom] is None else row[top] / row[bottom]
+
+    lines = [
+        "| `--select ALL` (timm + transformers) | `--fix --unsafe-fixes` | fix / lint "
+        "| text (transformers) | JSON | json / text |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {row['lint']} s | {row['fix']} s ({row['fixed']} fixed) | {_x(ratio('fix', 'lint'))} "
+        f"| {row['text']} s | {row['json']} s | {_x(ratio('json', 'text'))} |",
+        "",
+        f"corpus: --fix --unsafe-fixes / lint = {_verdict(ratio('fix', 'lint'), 2.0)}",
+        f"corpus: json / text (transformers) = {_verdict(ratio('json', 'text'), 1.5)}",
+    ]
+    return "\n".join(lines)
+
+
 def _verdict(value: float | None, target: float) -> str:
     if value is None:
         return f"stopped (target <= {target:g}x: MISSED)"
@@ -341,6 +397,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a run is stopped")
     parser.add_argument("--no-editor", action="store_true", help="skip the language server part")
     parser.add_argument("--lines", type=int, default=3000, help="lines of the editor's file")
+    parser.add_argument("--corpus", action="store_true", help="also the corpus targets (timm + transformers, minutes)")
     args = parser.parse_args()
     if args.repeat < 1 or args.timeout <= 0:
         parser.error("--repeat and --timeout must be positive")
@@ -366,6 +423,10 @@ def main() -> int:
         results["editor"] = editor = editor_latency(args.lines)
         print()
         print(editor_report(editor))
+    if args.corpus:
+        results["corpus"] = corpus_row = bench_corpus(min(args.repeat, 2), max(args.timeout, 900.0))
+        print()
+        print(corpus_report(corpus_row))
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "fixes-latest.json").write_text(json.dumps(results, indent=2) + "\n")
