@@ -217,6 +217,14 @@ class Finding:
     also_modules: tuple[str, ...] = ()
     #: What the project-wide model must confirm (see :class:`Requirement`), in order.
     requires: tuple[Requirement, ...] = ()
+    #: In a notebook: the cell's number (1-based) and the module row before its first line;
+    #: ``span`` is in the module of the notebook's cells, :meth:`display_row` in the cell.
+    cell: int | None = None
+    cell_offset: int = 0
+
+    def display_row(self, row: int) -> int:
+        """A row of this finding's file as a reader finds it (within the cell, in a notebook)."""
+        return row - self.cell_offset
 
     @property
     def row(self) -> int:

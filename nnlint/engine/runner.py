@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nnlint.engine.cache import Cache, Externals, digest
 from nnlint.engine.context import FileContext
@@ -132,12 +132,26 @@ def lint_source(
         result = analyze_tree(context, tree, rules)
     except RecursionError:
         result = FileResult(source.path, module, [parse_error(source.path, "could not analyse: too deeply nested")])
+    if source.notebook is not None:
+        result.findings += [
+            parse_error(source.path, message, start + row - 1, column)
+            for start, message, row, column in source.notebook.cell_errors()
+        ]
     if apply_noqa:
         result.findings = _apply_noqa(source, result.findings, rules)
     else:
         for finding in result.findings:
             finding.noqa_row = finding.span.row
+    if source.notebook is not None:
+        place_in_cells(source.notebook, result.findings)
     return result
+
+
+def place_in_cells(notebook: Any, findings: list[Finding]) -> None:
+    """Give each finding of a notebook its cell (positions stay in the module of the cells)."""
+    for finding in findings:
+        finding.cell, row = notebook.locate(finding.span.row)
+        finding.cell_offset = finding.span.row - row
 
 
 def _apply_noqa(source: SourceFile, findings: list[Finding], rules: list[Rule]) -> list[Finding]:

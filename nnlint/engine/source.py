@@ -7,6 +7,9 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from typing import Any
+
+from nnlint.engine.notebook import Notebook, NotebookError, is_notebook
 
 UTF8_BOM = codecs.BOM_UTF8
 # PEP 263: the cookie must be in a comment on line 1 or 2.
@@ -58,10 +61,14 @@ class SourceFile:
     encoding: str = "utf-8"
     has_bom: bool = False
     _line_starts: list[int] | None = field(default=None, repr=False)
+    #: a Jupyter notebook's cells (:class:`~nnlint.engine.notebook.Notebook`): ``text`` is their module
+    notebook: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> SourceFile:
-        """Decode ``data``; raises :class:`SourceError` when it is not text."""
+        """Decode ``data``; raises :class:`SourceError` when it is not text (or not a notebook)."""
+        if is_notebook(path):
+            return cls._notebook(path, data)
         encoding, has_bom = detect_encoding(data)
         body = data[len(UTF8_BOM) :] if has_bom else data
         if b"\x00" in body:
@@ -72,14 +79,29 @@ class SourceFile:
             raise SourceError(f"cannot decode as {encoding}: {error.reason} at byte {error.start}") from None
         return cls(path=path, text=text, encoding=encoding, has_bom=has_bom)
 
+    @classmethod
+    def _notebook(cls, path: str, data: bytes) -> SourceFile:
+        has_bom = data.startswith(UTF8_BOM)
+        try:
+            text = data[len(UTF8_BOM) if has_bom else 0 :].decode("utf-8")
+            notebook = Notebook.from_text(text)
+        except UnicodeDecodeError as error:
+            raise SourceError(f"not a notebook: cannot decode as utf-8: {error.reason} at byte {error.start}") from None
+        except NotebookError as error:
+            raise SourceError(str(error)) from None
+        return cls(path=path, text=notebook.module, has_bom=has_bom, notebook=notebook)
+
     def encode(self, text: str | None = None) -> bytes:
-        """Encode ``text`` (default: this file's text) like the original file."""
-        data = (self.text if text is None else text).encode(self.encoding)
+        """Encode ``text`` (default: this file's text) like the original file (a notebook: its JSON)."""
+        text = self.text if text is None else text
+        if self.notebook is not None:
+            text = self.notebook.write(text)  # raises NotebookError when the cells cannot be put back
+        data = text.encode(self.encoding)
         return UTF8_BOM + data if self.has_bom else data
 
     def with_text(self, text: str) -> SourceFile:
-        """A copy with new text and the same encoding."""
-        return SourceFile(self.path, text, self.encoding, self.has_bom)
+        """A copy with new text and the same encoding (and notebook)."""
+        return SourceFile(self.path, text, self.encoding, self.has_bom, notebook=self.notebook)
 
     def lines(self) -> list[str]:
         """Lines without their endings."""

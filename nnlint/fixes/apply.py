@@ -63,14 +63,23 @@ class FileFix:
         return self.fixed_text != self.original.text
 
     def diff(self) -> str:
+        """A unified diff (in a notebook: one per changed cell, named ``path:cell N``)."""
+        notebook = self.original.notebook
+        if notebook is None:
+            return _unified(self.original.text, self.fixed_text, display_path(self.path))
+        before, after = notebook.cell_texts(self.original.text), notebook.cell_texts(self.fixed_text)
         return "".join(
-            difflib.unified_diff(
-                self.original.text.splitlines(keepends=True),
-                self.fixed_text.splitlines(keepends=True),
-                fromfile=f"a/{display_path(self.path)}",
-                tofile=f"b/{display_path(self.path)}",
-            )
+            _unified(before[index], after[index], f"{display_path(self.path)}:cell {index + 1}")
+            for index in before
+            if before[index] != after[index]
         )
+
+
+def _unified(old: str, new: str, name: str) -> str:
+    old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    lines = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    # a last line without a newline (a cell's, usually) is marked as ``diff`` marks it
+    return "".join(line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n" for line in lines)
 
 
 def is_applicable(fix: Fix | None, unsafe: bool) -> bool:
@@ -249,6 +258,9 @@ def _fix_file(
         if tree is None:
             outcome.error = f"fix dropped: the fixed file does not parse ({reparse_problem(text)})"
             break
+        if source.notebook is not None and (problem := _notebook_problem(source, text)):
+            outcome.error = f"fix dropped: {problem}"
+            break
         outcome.fixed_text = text
         applied_ids = {id(fix) for fix in applied}
         outcome.renamed_reads.extend(edit for edit in pending_reads if id(edit.fix) in applied_ids)
@@ -280,6 +292,17 @@ def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
     except ImportError as error:  # pragma: no cover - libcst is a dependency
         raise FixError(f"cannot apply fixes: {error}") from None
     return transform.apply_fixes(text, chosen)
+
+
+def _notebook_problem(source: SourceFile, text: str) -> str | None:
+    """Why the fixed cells cannot go back into the notebook, or None."""
+    from nnlint.engine.notebook import NotebookError
+
+    try:
+        source.notebook.write(text)
+    except NotebookError as error:
+        return str(error)
+    return None
 
 
 def reparse_problem(text: str) -> str | None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from nnlint.engine.model import Finding
-from nnlint.output.paths import display_path
+from nnlint.output.paths import location
 
 
 def format_concise(findings: list[Finding], unsafe_fixes: bool) -> str:
     lines = []
     for finding in findings:
         marker = " [*]" if finding.fix and (finding.fix.applicability == "safe" or unsafe_fixes) else ""
-        lines.append(
-            f"{display_path(finding.path)}:{finding.span.row}:{finding.span.column + 1}: "
-            f"{finding.code}{marker} {finding.message}"
-        )
+        lines.append(f"{location(finding)}: {finding.code}{marker} {finding.message}")
     return "\n".join(lines) + ("\n" if lines else "")

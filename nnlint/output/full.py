@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from nnlint.engine.model import Finding
 from nnlint.engine.source import SourceFile
-from nnlint.output.paths import display_path
+from nnlint.output.paths import location
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -27,16 +27,16 @@ def render_finding(finding: Finding, source: SourceFile | None, unsafe_fixes: bo
         text.append(" [*]", style="cyan")
     text.append(f" {finding.message}\n", style="bold")
     span = finding.span
-    location = f"{display_path(finding.path)}:{span.row}:{span.column + 1}"
     line = source.line(span.row) if source is not None else ""
-    gutter = " " * len(str(span.row))
+    row = finding.display_row(span.row)
+    gutter = " " * len(str(row))
     text.append(f"{gutter}--> ", style="blue")
-    text.append(f"{location}\n")
+    text.append(f"{location(finding)}\n")
     if line:
         end = span.end_column if span.end_row == span.row else len(line)
         width = max(1, end - span.column)
         text.append(f"{gutter} |\n", style="blue")
-        text.append(f"{span.row} | ", style="blue")
+        text.append(f"{row} | ", style="blue")
         text.append(f"{line.expandtabs(1)}\n")
         text.append(f"{gutter} | ", style="blue")
         text.append(" " * span.column + "^" * width, style="bold red")

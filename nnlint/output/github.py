@@ -22,12 +22,14 @@ def format_github(findings: list[Finding]) -> str:
         properties = ",".join(
             [
                 f"file={_escape_property(display_path(finding.path))}",
-                f"line={span.row}",
+                f"line={finding.display_row(span.row)}",
                 f"col={span.column + 1}",
-                f"endLine={span.end_row}",
+                f"endLine={finding.display_row(span.end_row)}",
                 f"endColumn={span.end_column + 1}",
                 f"title={_escape_property(f'nnlint ({finding.code})')}",
             ]
         )
-        lines.append(f"::{severity_of(finding.code)} {properties}::{_escape_data(f'{finding.code} {finding.message}')}")
+        cell = f"cell {finding.cell}: " if finding.cell is not None else ""  # (lines are the cell's)
+        message = _escape_data(f"{cell}{finding.code} {finding.message}")
+        lines.append(f"::{severity_of(finding.code)} {properties}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nnlint.catalogue import rule_url
 from nnlint.engine.model import Finding
@@ -33,14 +34,14 @@ def finding_to_json(finding: Finding, edits: list[dict], reads: Sequence[ReadEdi
                 fix["renamed_reads"] = [_read_to_json(read) for read in reads]
     span = finding.span
     return {
-        "cell": None,
+        "cell": finding.cell,
         "code": finding.code,
-        "end_location": {"column": span.end_column + 1, "row": span.end_row},
+        "end_location": {"column": span.end_column + 1, "row": finding.display_row(span.end_row)},
         "filename": finding.path if finding.path == "-" else os.path.abspath(finding.path),
         "fix": fix,
-        "location": {"column": span.column + 1, "row": span.row},
+        "location": {"column": span.column + 1, "row": finding.display_row(span.row)},
         "message": finding.message,
-        "noqa_row": finding.noqa_row,
+        "noqa_row": finding.display_row(finding.noqa_row) if finding.noqa_row is not None else None,
         "url": rule_url(finding.code),
     }
 
@@ -53,6 +54,20 @@ def _read_to_json(read: ReadEdit) -> dict:
         "location": {"column": span.column + 1, "row": span.row},
         "end_location": {"column": span.end_column + 1, "row": span.end_row},
     }
+
+
+def _in_cell(notebook: Any, finding: Finding, edit: dict) -> dict:
+    """An edit of a notebook with rows in its cell (and the cell named when not the finding's)."""
+    cell, row = notebook.locate(edit["location"]["row"])
+    offset = edit["location"]["row"] - row
+    moved = {
+        **edit,
+        "location": {**edit["location"], "row": row},
+        "end_location": {**edit["end_location"], "row": edit["end_location"]["row"] - offset},
+    }
+    if cell != finding.cell:
+        moved["cell"] = cell
+    return moved
 
 
 def format_json(findings: list[Finding], sources: dict[str, SourceFile], renames: RenamePlan | None = None) -> str:
@@ -80,5 +95,9 @@ def format_json(findings: list[Finding], sources: dict[str, SourceFile], renames
         for path, file_edits in zip(paths, computed, strict=True)
         for f, e in zip(by_path[path], file_edits, strict=True)
     }
+    for finding in findings:
+        source = source_of(finding.path) if finding.cell is not None else None
+        if source is not None and source.notebook is not None and id(finding) in edits:
+            edits[id(finding)] = [_in_cell(source.notebook, finding, edit) for edit in edits[id(finding)]]
     objects = [finding_to_json(f, edits.get(id(f), []), renames.reads_of(f) if renames else []) for f in findings]
     return json.dumps(objects, indent=2) + "\n"

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nnlint.engine.model import Finding
+
+
+def location(finding: Finding) -> str:
+    """``path:row:col``, or ``path:cell N:row:col`` in a notebook (1-based, as ruff writes them)."""
+    cell = f"cell {finding.cell}:" if finding.cell is not None else ""
+    return f"{display_path(finding.path)}:{cell}{finding.display_row(finding.span.row)}:{finding.span.column + 1}"
 
 
 def display_path(path: str) -> str:

@@ -49,19 +49,22 @@ def _location(finding: Finding, root: Path) -> dict:
     except ValueError:
         artifact = {"uri": path.as_uri()}
     span = finding.span
-    return {
+    found = {
         "physicalLocation": {
             "artifactLocation": artifact,
             "region": {
-                "startLine": span.row,
+                "startLine": finding.display_row(span.row),
                 "startColumn": span.column + 1,
-                "endLine": span.end_row,
+                "endLine": finding.display_row(span.end_row),
                 "endColumn": max(span.end_column + 1, span.column + 2)
                 if span.end_row == span.row
                 else span.end_column + 1,
             },
         }
     }
+    if finding.cell is not None:  # a notebook: lines are the cell's, as the message says
+        found["properties"] = {"cell": finding.cell}
+    return found
 
 
 def format_sarif(findings: list[Finding], root: Path | None = None) -> str:
@@ -73,7 +76,7 @@ def format_sarif(findings: list[Finding], root: Path | None = None) -> str:
             "ruleId": finding.code,
             "ruleIndex": index.get(finding.code, 0),
             "level": severity_of(finding.code),
-            "message": {"text": finding.message},
+            "message": {"text": (f"cell {finding.cell}: " if finding.cell is not None else "") + finding.message},
             "locations": [_location(finding, root)],
         }
         for finding in findings
