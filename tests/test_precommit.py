@@ -77,3 +77,16 @@ def test_fix_hook_and_no_files(project: Path, pre_commit_home: Path) -> None:
     nothing = _try_repo(project, pre_commit_home, "nnlint")  # nothing staged
     assert nothing.returncode == 0, nothing.stdout + nothing.stderr
     assert "(no files to check)Skipped" in nothing.stdout
+
+
+def test_hooks_run_on_notebooks(project: Path, pre_commit_home: Path) -> None:
+    from test_notebooks import IMPORTS, MODEL, notebook
+
+    (project / "nb.ipynb").write_text(notebook(IMPORTS, MODEL))
+    _git("add", ".", cwd=project)
+    found = _try_repo(project, pre_commit_home, "nnlint", "nb.ipynb")
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "nb.ipynb:cell 2:7:16" in found.stdout and "NN101" in found.stdout
+    fixed = _try_repo(project, pre_commit_home, "nnlint-fix", "nb.ipynb")
+    assert fixed.returncode == 1  # pre-commit fails a hook that changed files
+    assert "0.5, training=self.training)" in (project / "nb.ipynb").read_text()
