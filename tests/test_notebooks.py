@@ -215,3 +215,17 @@ def test_notebook_not_in_python_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "r.ipynb").write_text(notebook("library(torch)\nx <- F.dropout(1)", language="R"))
     result = run_cli("check", "--no-cache", "r.ipynb", cwd=tmp_path)
     assert result.returncode == 0 and "All checks passed!" in result.stdout
+
+
+def test_every_fix_in_a_notebook_writes_what_it_writes_in_a_py_file(tmp_path: Path) -> None:
+    """All rules' bad examples, fixed (unsafe fixes too, LibCST ones included): the cells hold the fixed .py."""
+    cells = [IMPORTS] + [_renamed(code, examples(code).bad) for code in page_codes() if code not in ("NN001", "NN002")]
+    (tmp_path / "all.ipynb").write_text(notebook(*cells))
+    (tmp_path / "all.py").write_text("\n".join(cells) + "\n")
+    fix = ("check", "--no-cache", "--select", "ALL", "--fix", "--unsafe-fixes")
+    for name in ("all.py", "all.ipynb"):
+        result = run_cli(*fix, name, cwd=tmp_path)
+        assert "Traceback" not in result.stderr and " fixed, " in result.stdout, result.stdout + result.stderr
+    fixed_cells = ["".join(cell["source"]) for cell in json.loads((tmp_path / "all.ipynb").read_text())["cells"]]
+    assert "\n".join(fixed_cells) + "\n" == (tmp_path / "all.py").read_text()
+    assert fixed_cells != cells
