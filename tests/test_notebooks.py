@@ -229,3 +229,13 @@ def test_every_fix_in_a_notebook_writes_what_it_writes_in_a_py_file(tmp_path: Pa
     fixed_cells = ["".join(cell["source"]) for cell in json.loads((tmp_path / "all.ipynb").read_text())["cells"]]
     assert "\n".join(fixed_cells) + "\n" == (tmp_path / "all.py").read_text()
     assert fixed_cells != cells
+
+
+def test_stdin_notebook_is_read_and_written_as_notebook_json(tmp_path: Path) -> None:
+    original = notebook(IMPORTS, MODEL)
+    stdin = ("check", "--no-cache", "--stdin-filename", "nb.ipynb", "-")
+    found = run_cli(*stdin[:2], "--output-format", "concise", *stdin[2:], cwd=tmp_path, stdin=original.encode())
+    assert found.stdout.startswith("nb.ipynb:cell 2:7:16: NN101 [*] ")
+    fixed = run_cli(*stdin[:2], "--fix", *stdin[2:], cwd=tmp_path, stdin=original.encode())
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout == original.replace("0.5)", "0.5, training=self.training)")
