@@ -281,3 +281,14 @@ def _dump(data: dict, indent: int | None, ensure_ascii: bool) -> str:
 def _split_source(text: str) -> list[str]:
     """A cell's text as Jupyter stores it: lines with their newline, the last without."""
     return text.splitlines(keepends=True)
+
+
+def notebook_notice(path: str) -> str | None:
+    """Why a notebook file is not analysed although it reads (another language), or None."""
+    try:
+        with open(path, encoding="utf-8-sig") as stream:
+            data = json.load(stream)
+    except (OSError, ValueError, RecursionError):
+        return None  # unreadable notebooks are NN001 findings already
+    language = _language(data) if isinstance(data, dict) else None
+    return None if language in (None, "python") else f"skipped: not a Python notebook (language: {language})"

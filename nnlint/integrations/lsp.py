@@ -29,6 +29,15 @@ only when no other file of the project may read an old name (a text search of th
 workspace); reads in the buffer itself are rewritten with it, as on the command line.
 Applying such a fix runs the ``nnlint.recordRenames`` command, which merges the
 renames into ``nnlint-renames.json`` as ``nnlint check --fix`` does.
+
+Jupyter notebooks are LSP 3.17 notebook documents (``notebookDocument/didOpen``, ``didChange``,
+``didSave``, ``didClose``; pygls keeps the notebook and its cells in sync). The Python code cells of a
+notebook are linted together, as ``nnlint check nb.ipynb`` lints them (one module, cells in notebook
+order), one job per notebook version; diagnostics are published per cell (the cell's document, ranges
+in the cell), a cell's again only when they changed, and cleared when the cell leaves the notebook.
+A quick fix asked in a cell edits the cells its fix changes (an import added to the first cell, say),
+each in its own document; ``source.fixAll.nnlint`` (and ``notebook.source.fixAll.nnlint``) fixes the
+whole notebook. Markdown cells and cells in other languages are not linted.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -60,6 +70,7 @@ from nnlint.api import lint_text
 from nnlint.catalogue import rule_url
 from nnlint.engine.config import CONFIG_FILES, Config, ConfigError, find_config_file, load_config
 from nnlint.engine.model import Finding, Fix, StateDictChange
+from nnlint.engine.notebook import Notebook, NotebookError, is_notebook
 from nnlint.engine.runner import LintRun
 from nnlint.engine.settings import build_settings
 from nnlint.engine.source import SourceError, SourceFile
@@ -69,6 +80,15 @@ from nnlint.rules import PARSE_ERROR, severity_of
 #: how long a change waits for the next one before it is linted (a newer version supersedes a running lint)
 DEBOUNCE_SECONDS = 0.05
 FIX_ALL = "source.fixAll.nnlint"
+#: fix-all for a whole notebook, as VS Code's ``notebook.codeActionsOnSave`` asks for it
+NOTEBOOK_FIX_ALL = "notebook.source.fixAll.nnlint"
+#: Jupyter notebooks, their Python cells synchronised
+NOTEBOOK_SYNC = lsp.NotebookDocumentSyncOptions(
+    notebook_selector=[
+        lsp.NotebookDocumentFilterWithCells(notebook="jupyter-notebook", cells=[lsp.NotebookCellLanguage("python")])
+    ],
+    save=True,
+)
 RECORD_RENAMES = "nnlint.recordRenames"
 #: ruff's preference: UTF-8, then UTF-32, then UTF-16 (which every client speaks)
 ENCODING_PREFERENCE = (lsp.PositionEncodingKind.Utf8, lsp.PositionEncodingKind.Utf32, lsp.PositionEncodingKind.Utf16)
@@ -103,7 +123,7 @@ class NnlintServer(LanguageServer):
     """The server; keeps the last lint of each open document."""
 
     def __init__(self) -> None:
-        super().__init__("nnlint", __version__, protocol_cls=NnlintProtocol)
+        super().__init__("nnlint", __version__, protocol_cls=NnlintProtocol, notebook_document_sync=NOTEBOOK_SYNC)
         #: per document: the lint job of its latest version
         self.jobs: dict[str, Job] = {}
         #: per document: the fix-all computation in progress, and the version it is for
@@ -125,6 +145,8 @@ class NnlintServer(LanguageServer):
         self.config_uris: set[str] = set()
         #: whether the client watches the config files for us
         self.watching = False
+        #: per open notebook (its uri): the diagnostics last published for each of its cells (their uris)
+        self.notebooks: dict[str, dict[str, list[lsp.Diagnostic]]] = {}
 
 
 server = NnlintServer()
@@ -196,6 +218,8 @@ class Linted:
     edits: dict[int, list[lsp.TextEdit] | None] = field(default_factory=dict)
     #: the findings (indexes) whose edits are known to leave a text that parses
     verified: set[int] = field(default_factory=set)
+    #: a notebook's cells (``source`` is their module; offsets, spans and ``edits`` are in the module)
+    cells: Cells | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -210,6 +234,9 @@ class Linted:
         return self.source.offset(row, min(column, len(self.source.line(row))))
 
     def range(self, finding: Finding) -> lsp.Range:
+        """The finding's range (in a notebook: in its cell)."""
+        if self.cells is not None:
+            return self.cells.where(finding)[1]
         return self.positions.range(*self.span(finding))
 
 
@@ -229,15 +256,40 @@ def _is_python(ls: NnlintServer, uri: str) -> bool:
 
 
 def _lint(ls: NnlintServer, uri: str) -> Linted:
-    """The document's current version, linted, with its edits (cached per version); here, at once."""
-    document = ls.workspace.get_text_document(uri)
+    """The document's (or notebook's) current version, linted, with its edits (cached per version); here, at once."""
+    version, content = _snapshot(ls, uri)
     cached = ls.runs.get(uri)
-    if cached is not None and cached.version == document.version and document.version is not None:
+    if cached is not None and cached.version == version and version is not None:
         return cached
-    linted = _lint_task(ls, uri, document.source, document.version)()
+    linted = _task(ls, uri, content, version)()
     _prepare_edits(linted)
     _store(ls, uri, linted)
     return linted
+
+
+def _snapshot(ls: NnlintServer, uri: str) -> tuple[int | None, str | NotebookSnapshot]:
+    """The version and content to lint: a document's text, or a notebook's Python code cells."""
+    if uri in ls.notebooks:
+        snapshot = _notebook_snapshot(ls, uri)
+        return snapshot.version, snapshot
+    document = ls.workspace.get_text_document(uri)
+    return document.version, document.source
+
+
+def _version(ls: NnlintServer, uri: str) -> int | None:
+    """The current version of a document or notebook."""
+    if uri in ls.notebooks:
+        notebook = ls.workspace.get_notebook_document(notebook_uri=uri)
+        if notebook is None:
+            raise Closed(uri)
+        return notebook.version
+    return ls.workspace.get_text_document(uri).version
+
+
+def _task(ls: NnlintServer, uri: str, content: str | NotebookSnapshot, version: int | None) -> Callable[[], Linted]:
+    if isinstance(content, NotebookSnapshot):
+        return _notebook_task(ls, content)
+    return _lint_task(ls, uri, content, version)
 
 
 def _lint_task(ls: NnlintServer, uri: str, text: str, version: int | None) -> Callable[[], Linted]:
@@ -273,9 +325,143 @@ def _store(ls: NnlintServer, uri: str, linted: Linted) -> None:
         ls.renames[uri] = linted.renames
 
 
+# --- notebooks -------------------------------------------------------------------------------------
+
+
+class Closed(Exception):
+    """The notebook is no longer open."""
+
+
+@dataclass(frozen=True)
+class CellText:
+    """A Python code cell of a notebook document, as it was linted."""
+
+    uri: str
+    text: str
+    version: int | None
+
+
+@dataclass(frozen=True)
+class NotebookSnapshot:
+    """One version of a notebook document: its Python code cells, in notebook order."""
+
+    uri: str
+    version: int | None
+    cells: tuple[CellText, ...]
+
+
+def _notebook_snapshot(ls: NnlintServer, uri: str) -> NotebookSnapshot:
+    """The notebook's code cells in Python, now (raises :class:`Closed` when it is not open)."""
+    notebook = ls.workspace.get_notebook_document(notebook_uri=uri)
+    if notebook is None:
+        raise Closed(uri)
+    cells = []
+    for cell in notebook.cells:
+        document = ls.workspace.text_documents.get(unquote(cell.document))
+        if cell.kind == lsp.NotebookCellKind.Code and document is not None and document.language_id == "python":
+            cells.append(CellText(cell.document, document.source, document.version))
+    return NotebookSnapshot(uri, notebook.version, tuple(cells))
+
+
+def _notebook_path(uri: str) -> str:
+    """The notebook's path (``.ipynb``: what configuration, per-file-ignores and the engine see)."""
+    path = to_fs_path(uri) or "untitled.ipynb"
+    return path if is_notebook(path) else f"{path}.ipynb"
+
+
+def _notebook_task(ls: NnlintServer, snapshot: NotebookSnapshot) -> Callable[[], Linted]:
+    """The lint of a notebook's cells, to run anywhere (the configuration is looked up here)."""
+    path = _notebook_path(snapshot.uri)
+    config = _config_for(ls, str(Path(path).parent))
+    others = functools.partial(_other_files, ls, path, config)
+    return functools.partial(_lint_notebook, snapshot, path, config, ls.workspace.position_encoding, others)
+
+
+def _lint_notebook(
+    snapshot: NotebookSnapshot,
+    path: str,
+    config: Config,
+    encoding: str | None,
+    others: Callable[[], Iterable[tuple[str, str]]],
+) -> Linted:
+    """One version of a notebook, its code cells linted as one module, as ``nnlint check nb.ipynb`` does."""
+    notebook = Notebook.from_sources([cell.text for cell in snapshot.cells])
+    try:
+        run = lint_text(notebook.text, filename=path, config=config)
+    except SourceError as error:
+        source = notebook.source_file(path)
+        linted = Linted(snapshot.version, source, Positions(source.text, encoding), None, str(error))
+    else:
+        source = run.sources.get(path) or notebook.source_file(path)
+        renames = _withhold_renames(run, others)
+        linted = Linted(snapshot.version, source, Positions(source.text, encoding), run, renames=renames)
+    linted.cells = Cells(snapshot, source, encoding)
+    return linted
+
+
+class Cells:
+    """A linted notebook's cells: rows and columns of the module of its cells -> positions in a cell, and edits back."""
+
+    def __init__(self, snapshot: NotebookSnapshot, source: SourceFile, encoding: str | None) -> None:
+        self.uri = snapshot.uri
+        self.cells = snapshot.cells
+        self.notebook: Notebook = source.notebook
+        self.positions = [Positions(cell.text, encoding) for cell in snapshot.cells]
+
+    def place(self, row: int, column: int) -> tuple[int, int]:
+        """(index of the cell, offset in its text) of a row (1-based) and column of the module."""
+        number, row = self.notebook.locate(row)
+        index = min(max(number, 1), len(self.cells)) - 1
+        positions = self.positions[index]
+        if row > len(positions.starts):
+            return index, len(positions.text)
+        start = positions.starts[row - 1]
+        end = positions.starts[row] if row < len(positions.starts) else len(positions.text)
+        return index, start + min(column, len(positions.text[start:end].rstrip("\r\n")))
+
+    def where(self, finding: Finding) -> tuple[CellText, lsp.Range]:
+        """The finding's cell, and its range in the cell (cut at the cell's end).
+
+        From the finding's rows and columns (a cell that does not parse is blank in the module).
+        """
+        span = finding.span
+        index, first = self.place(span.row, span.column)
+        end_index, last = self.place(span.end_row, span.end_column)
+        if end_index != index:
+            last = len(self.cells[index].text)
+        return self.cells[index], self.positions[index].range(first, max(first, last))
+
+    def changes(self, module: str) -> list[Change] | None:
+        """The edits of each cell that make ``module`` (None: the changes cannot go back into the cells)."""
+        try:
+            texts = self.notebook.cell_texts(module)
+        except NotebookError:
+            return None
+        changes = []
+        for index, cell in enumerate(self.cells):
+            new = texts.get(index, cell.text)
+            if new != cell.text:
+                positions = self.positions[index]
+                edits = [lsp.TextEdit(positions.range(a, b), text) for a, b, text in _diff(cell.text, new)]
+                changes.append((cell.uri, cell.version, edits))
+        return changes
+
+
+def _document_key(ls: NnlintServer, uri: str) -> str | None:
+    """What is linted for a document: itself (Python), its notebook (a cell of an open notebook), or None."""
+    notebook = ls.workspace.get_notebook_document(cell_uri=uri)
+    if notebook is not None:
+        return notebook.uri if notebook.uri in ls.notebooks else None
+    if unquote(uri) not in ls.workspace.text_documents and to_fs_path(uri) is None:
+        return None  # neither open nor a file: a cell of a closed notebook, say
+    return uri if _is_python(ls, uri) else None
+
+
 # --- each finding's own edits --------------------------------------------------------------------
 
 Span = tuple[int, int, str]
+#: a document's edits: (uri, the version they are for, edits)
+Change = tuple[str, int | None, list[lsp.TextEdit]]
 
 
 def _reads(linted: Linted, finding: Finding) -> list[Fix]:
@@ -370,10 +556,11 @@ class Superseded(Exception):
 
 @dataclass(eq=False)
 class Job:
-    """The lint of one version of a document: ``linted`` (diagnostics), then ``ready`` (with its edits)."""
+    """The lint of one version of a document or notebook: ``linted`` (diagnostics), then ``ready`` (its edits)."""
 
     version: int | None
-    text: str
+    #: the document's text, or the notebook's cells
+    content: str | NotebookSnapshot
     linted: asyncio.Future
     ready: asyncio.Future
     #: set when a newer version supersedes this one (read by the worker thread)
@@ -392,15 +579,15 @@ class Job:
 
 def _schedule(ls: NnlintServer, uri: str, delay: float = 0.0, fresh: bool = False) -> Job:
     """The job of the document's current version: the one running, or a new one (superseding the last)."""
-    document = ls.workspace.get_text_document(uri)
+    version, content = _snapshot(ls, uri)
     job = ls.jobs.get(uri)
-    current = job is not None and not fresh and not job.cancelled.is_set() and document.version is not None
-    if current and job.version == document.version:
+    current = job is not None and not fresh and not job.cancelled.is_set() and version is not None
+    if current and job.version == version:
         return job
     if job is not None:
         job.cancel()
     loop = asyncio.get_running_loop()
-    job = Job(document.version, document.source, loop.create_future(), loop.create_future())
+    job = Job(version, content, loop.create_future(), loop.create_future())
     ls.jobs[uri] = job
     job.task = loop.create_task(_run(ls, uri, job, delay))
     return job
@@ -419,7 +606,7 @@ async def _run(ls: NnlintServer, uri: str, job: Job, delay: float) -> None:
                 await asyncio.wait_for(job.hurry.wait(), delay)
         if job.cancelled.is_set():
             return
-        task = _lint_task(ls, uri, job.text, job.version)
+        task = _task(ls, uri, job.content, job.version)
         linted = await loop.run_in_executor(ls.worker, _unless_cancelled(job, task))
         if linted is None or job.cancelled.is_set():
             return  # superseded: dropped
@@ -443,7 +630,7 @@ async def _current(ls: NnlintServer, uri: str) -> Linted:
             linted = await asyncio.shield(job.ready)
         except Superseded:
             continue
-        if linted.version == ls.workspace.get_text_document(uri).version:
+        if linted.version == _version(ls, uri):
             return linted
 
 
@@ -570,8 +757,10 @@ def _reload(ls: NnlintServer) -> None:
     ls.reported.clear()
     stale, ls.config_uris = ls.config_uris, set()
     for uri in list(ls.workspace.text_documents):
-        if _is_python(ls, uri):
+        if _is_python(ls, uri) and ls.workspace.get_notebook_document(cell_uri=uri) is None:
             _schedule(ls, uri, fresh=True)
+    for uri in list(ls.notebooks):
+        _schedule(ls, uri, fresh=True)
     for uri in stale - ls.config_uris:
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -583,10 +772,10 @@ def _severity(code: str) -> lsp.DiagnosticSeverity:
     return lsp.DiagnosticSeverity.Error if severity_of(code) == "error" else lsp.DiagnosticSeverity.Warning
 
 
-def _diagnostic(linted: Linted, finding: Finding) -> lsp.Diagnostic:
+def _diagnostic(linted: Linted, finding: Finding, span: lsp.Range | None = None) -> lsp.Diagnostic:
     url = rule_url(finding.code)
     return lsp.Diagnostic(
-        range=linted.range(finding),
+        range=span or linted.range(finding),
         message=finding.message,
         severity=_severity(finding.code),
         code=finding.code,
@@ -596,26 +785,67 @@ def _diagnostic(linted: Linted, finding: Finding) -> lsp.Diagnostic:
     )
 
 
+def _error_diagnostic(message: str) -> lsp.Diagnostic:
+    start = lsp.Position(line=0, character=0)
+    return lsp.Diagnostic(
+        range=lsp.Range(start=start, end=start),
+        message=message,
+        severity=_severity(PARSE_ERROR),
+        code=PARSE_ERROR,
+        source="nnlint",
+    )
+
+
 def _diagnostics(linted: Linted) -> list[lsp.Diagnostic]:
     if linted.error is not None:
-        start = lsp.Position(line=0, character=0)
-        return [
-            lsp.Diagnostic(
-                range=lsp.Range(start=start, end=start),
-                message=linted.error,
-                severity=_severity(PARSE_ERROR),
-                code=PARSE_ERROR,
-                source="nnlint",
-            )
-        ]
+        return [_error_diagnostic(linted.error)]
     return [_diagnostic(linted, finding) for finding in linted.findings]
+
+
+def _cell_diagnostics(linted: Linted, cells: Cells) -> dict[str, list[lsp.Diagnostic]]:
+    """Each Python code cell's diagnostics (its uri -> them), in notebook order."""
+    found: dict[str, list[lsp.Diagnostic]] = {cell.uri: [] for cell in cells.cells}
+    if not cells.cells:
+        return found
+    if linted.error is not None:
+        found[cells.cells[0].uri].append(_error_diagnostic(linted.error))
+    for finding in linted.findings:
+        cell, span = cells.where(finding)
+        found[cell.uri].append(_diagnostic(linted, finding, span))
+    return found
 
 
 def _publish(ls: NnlintServer, uri: str, linted: Linted) -> None:
     """Publish the diagnostics of a version (the job's: never one a newer version superseded)."""
+    if linted.cells is not None:
+        _publish_cells(ls, linted, linted.cells)
+        return
     ls.text_document_publish_diagnostics(
         lsp.PublishDiagnosticsParams(uri=uri, diagnostics=_diagnostics(linted), version=linted.version)
     )
+
+
+def _publish_cells(ls: NnlintServer, linted: Linted, cells: Cells) -> None:
+    """Publish a notebook's diagnostics per cell: a cell's when they changed; cleared for cells no longer there."""
+    published = ls.notebooks.get(cells.uri)
+    if published is None:
+        return  # closed meanwhile
+    found = _cell_diagnostics(linted, cells)
+    _clear_cells(ls, cells.uri, [uri for uri in published if uri not in found])
+    for cell in cells.cells:
+        if published.get(cell.uri) != found[cell.uri]:
+            published[cell.uri] = found[cell.uri]
+            ls.text_document_publish_diagnostics(
+                lsp.PublishDiagnosticsParams(uri=cell.uri, diagnostics=found[cell.uri], version=cell.version)
+            )
+
+
+def _clear_cells(ls: NnlintServer, notebook: str, uris: Iterable[str]) -> None:
+    """Clear the diagnostics published for these cells of the notebook."""
+    published = ls.notebooks.get(notebook, {})
+    for uri in uris:
+        if published.pop(uri, None):
+            ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
 # --- document and workspace notifications ----------------------------------------------------------
@@ -663,20 +893,69 @@ def did_save(ls: NnlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
     """Lint the new version in the background (debounced); it supersedes the job of the last one."""
-    if _is_python(ls, params.text_document.uri):
-        _schedule(ls, params.text_document.uri, delay=DEBOUNCE_SECONDS)
+    uri = _document_key(ls, params.text_document.uri)  # (a cell's text changes with its notebook's)
+    if uri is not None:
+        _schedule(ls, uri, delay=DEBOUNCE_SECONDS)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: NnlintServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
+    _forget(ls, uri)
+    if not _is_config(uri):
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+
+def _forget(ls: NnlintServer, uri: str) -> None:
+    """Drop what is kept of a document or notebook, and cancel its job."""
     for cache in (ls.runs, ls.fix_all, ls.renames, ls.fixing):
         cache.pop(uri, None)
     job = ls.jobs.pop(uri, None)
     if job is not None:
         job.cancel()
-    if not _is_config(uri):
-        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_OPEN)
+def did_open_notebook(ls: NnlintServer, params: lsp.DidOpenNotebookDocumentParams) -> None:
+    """Lint the notebook's Python code cells (pygls has put the notebook and its cells in the workspace)."""
+    uri = params.notebook_document.uri
+    _forget(ls, uri)
+    ls.notebooks[uri] = {}
+    _schedule(ls, uri, fresh=True)
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
+def did_change_notebook(ls: NnlintServer, params: lsp.DidChangeNotebookDocumentParams) -> None:
+    """Lint the new version (debounced): cells edited, added, removed or moved; clear removed cells at once."""
+    uri = params.notebook_document.uri
+    if uri not in ls.notebooks:
+        return
+    structure = params.change.cells.structure if params.change.cells is not None else None
+    if structure is not None:
+        _clear_cells(ls, uri, [cell.uri for cell in structure.did_close or []])
+    _schedule(ls, uri, delay=DEBOUNCE_SECONDS)
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_SAVE)
+def did_save_notebook(ls: NnlintServer, params: lsp.DidSaveNotebookDocumentParams) -> None:
+    uri = params.notebook_document.uri
+    if uri not in ls.notebooks:
+        return
+    if not ls.watching:
+        _reload(ls)  # as for a Python file: without a file watcher, a save is when a changed configuration is noticed
+        return
+    ls.runs.pop(uri, None)  # other files may have changed what the project model knows
+    ls.fix_all.pop(uri, None)
+    _schedule(ls, uri, fresh=True)
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CLOSE)
+def did_close_notebook(ls: NnlintServer, params: lsp.DidCloseNotebookDocumentParams) -> None:
+    uri = params.notebook_document.uri
+    _forget(ls, uri)
+    if uri in ls.notebooks:
+        _clear_cells(ls, uri, list(ls.notebooks[uri]))
+        del ls.notebooks[uri]
 
 
 # --- code actions ----------------------------------------------------------------------------------
@@ -717,11 +996,37 @@ def _common(first: str, second: str) -> int:
 
 def _workspace_edit(ls: NnlintServer, uri: str, linted: Linted, edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
     """The edits, for the version of the document they were computed for."""
+    return _document_edits(ls, [(uri, linted.version, edits)])
+
+
+def _document_edits(ls: NnlintServer, changes: list[Change]) -> lsp.WorkspaceEdit:
+    """Edits of documents (a notebook's cells), each for the version it was computed for."""
     edit_capabilities = ls.client_capabilities.workspace and ls.client_capabilities.workspace.workspace_edit
     if not (edit_capabilities and edit_capabilities.document_changes):
-        return lsp.WorkspaceEdit(changes={uri: edits})
-    document = lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=linted.version)
-    return lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(text_document=document, edits=edits)])
+        return lsp.WorkspaceEdit(changes={uri: edits for uri, _, edits in changes})
+    return lsp.WorkspaceEdit(
+        document_changes=[
+            lsp.TextDocumentEdit(text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri, version), edits=edits)
+            for uri, version, edits in changes
+        ]
+    )
+
+
+def _edit_of(ls: NnlintServer, uri: str, linted: Linted, edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit | None:
+    """A finding's edits as a workspace edit; in a notebook, of the cells they change (None: they cannot be)."""
+    if linted.cells is None:
+        return _workspace_edit(ls, uri, linted, edits)
+    spans = [(*linted.positions.offsets(edit.range), edit.new_text) for edit in edits]
+    changes = linted.cells.changes(_apply_spans(linted.source.text, spans))
+    return _document_edits(ls, changes) if changes else None
+
+
+def _fixed_edit(ls: NnlintServer, uri: str, linted: Linted, text: str | None) -> lsp.WorkspaceEdit:
+    """The edit that makes ``text`` (None: no change) of the document, or of the notebook's cells."""
+    if linted.cells is None:
+        return _workspace_edit(ls, uri, linted, _text_edits(linted, text) if text is not None else [])
+    changes = linted.cells.changes(text) if text is not None else None
+    return _document_edits(ls, changes or [])
 
 
 def _fixed_by(source: SourceFile, fixes: list[Fix]) -> str | None:
@@ -751,30 +1056,40 @@ def _resolves(ls: NnlintServer, *properties: str) -> bool:
 
 
 def code_action(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-    """The code actions, the document linted here if need be (the server answers with :func:`code_action_request`)."""
+    """The code actions, the document linted here if need be (the server answers with :func:`code_action_request`).
+
+    In a notebook's cell, the notebook is linted: the quick fixes are those of the cell's findings.
+    """
     uri = params.text_document.uri
-    if not _is_python(ls, uri):
+    key = _document_key(ls, uri)
+    if key is None:
         return []
-    linted = _lint(ls, uri)
+    linted = _lint(ls, key)
     actions, fix_all = _actions(ls, uri, linted, params)
     if fix_all is not None:
-        _add_fix_all(ls, uri, linted, actions, fix_all, _fix_all_text(ls, uri, linted))
+        _add_fix_all(ls, uri, linted, actions, fix_all, _fix_all_text(ls, key, linted))
     return actions
 
 
 @server.feature(
     lsp.TEXT_DOCUMENT_CODE_ACTION,
-    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=True),
+    lsp.CodeActionOptions(
+        code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL, NOTEBOOK_FIX_ALL], resolve_provider=True
+    ),
 )
 async def code_action_request(ls: NnlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     """The code actions, from the lint of the current version (awaited when it is still running)."""
     uri = params.text_document.uri
-    if not _is_python(ls, uri):
+    key = _document_key(ls, uri)
+    if key is None:
         return []
-    linted = await _current(ls, uri)
+    try:
+        linted = await _current(ls, key)
+    except Closed:
+        return []
     actions, fix_all = _actions(ls, uri, linted, params)
     if fix_all is not None:
-        _add_fix_all(ls, uri, linted, actions, fix_all, await _fix_all_later(ls, uri, linted))
+        _add_fix_all(ls, uri, linted, actions, fix_all, await _fix_all_later(ls, key, linted))
     return actions
 
 
@@ -789,15 +1104,22 @@ def _actions(
             action = _quick_fix(ls, uri, linted, index, finding)
             if action is not None:
                 actions.append(action)
-    if not (_wanted(FIX_ALL, only) and any(_is_safe(finding.fix) for finding in linted.findings)):
+    kind = _fix_all_kind(linted, only)
+    if kind is None or not any(_is_safe(finding.fix) for finding in linted.findings):
         return actions, None
-    action = lsp.CodeAction(
-        title="nnlint: fix all safely fixable issues", kind=FIX_ALL, data={"uri": uri, "version": linted.version}
-    )
+    title = "nnlint: fix all safely fixable issues" + (" in the notebook" if linted.cells is not None else "")
+    action = lsp.CodeAction(title=title, kind=kind, data={"uri": uri, "version": linted.version})
     if _resolves(ls, "edit"):
         actions.append(action)  # the edit comes in codeAction/resolve
         return actions, None
     return actions, action
+
+
+def _fix_all_kind(linted: Linted, only: list[str] | None) -> str | None:
+    """The fix-all action's kind, if it is wanted: ``notebook.source.fixAll.nnlint`` when a notebook's is asked."""
+    if linted.cells is not None and only and _wanted(NOTEBOOK_FIX_ALL, only):
+        return NOTEBOOK_FIX_ALL
+    return FIX_ALL if _wanted(FIX_ALL, only) else None
 
 
 def _add_fix_all(
@@ -813,6 +1135,8 @@ def _is_safe(fix: Fix | None) -> bool:
 
 def _targets(linted: Linted, params: lsp.CodeActionParams) -> list[tuple[int, Finding]]:
     """The fixable findings (and their indexes) the request is about: its context's diagnostics, or under the range."""
+    if linted.cells is not None:
+        return _cell_targets(linted, linted.cells, params)
     wanted = {
         (str(diagnostic.code), linted.positions.offsets(diagnostic.range))
         for diagnostic in params.context.diagnostics
@@ -825,6 +1149,26 @@ def _targets(linted: Linted, params: lsp.CodeActionParams) -> list[tuple[int, Fi
             continue
         span = linted.span(finding)
         if (finding.code, span) in wanted or (span[0] <= end and start <= span[1]):
+            targets.append((index, finding))
+    return targets
+
+
+def _cell_targets(linted: Linted, cells: Cells, params: lsp.CodeActionParams) -> list[tuple[int, Finding]]:
+    """:func:`_targets` in a notebook's cell: the cell's fixable findings the request is about."""
+
+    def ends(span: lsp.Range) -> tuple[tuple[int, int], tuple[int, int]]:
+        return (span.start.line, span.start.character), (span.end.line, span.end.character)
+
+    uri = params.text_document.uri
+    wanted = {(str(d.code), ends(d.range)) for d in params.context.diagnostics if d.source in (None, "nnlint")}
+    start, end = ends(params.range)
+    targets = []
+    for index, finding in enumerate(linted.findings):
+        if finding.fix is None:
+            continue
+        cell, span = cells.where(finding)
+        first, last = ends(span)
+        if cell.uri == uri and ((finding.code, (first, last)) in wanted or (first <= end and start <= last)):
             targets.append((index, finding))
     return targets
 
@@ -858,11 +1202,13 @@ def _quick_fix(
         action.data = {"uri": uri, "version": linted.version, "code": finding.code, "start": start, "end": end}
         return action
     edits = _edits_of(linted, index)
-    if edits is None:
+    edit = _edit_of(ls, uri, linted, edits) if edits is not None else None
+    if edit is None:
         return None
-    action.edit = _workspace_edit(ls, uri, linted, edits)
+    action.edit = edit
     if records and change is not None:
-        action.command = _record_command(uri, finding.module_class or "", change)
+        recorded = linted.cells.uri if linted.cells is not None else uri  # the notebook's renames
+        action.command = _record_command(recorded, finding.module_class or "", change)
     return action
 
 
@@ -929,41 +1275,47 @@ async def _fix_all_later(ls: NnlintServer, uri: str, linted: Linted) -> str | No
 def _with_fix_all(
     ls: NnlintServer, uri: str, linted: Linted, action: lsp.CodeAction, text: str | None
 ) -> lsp.CodeAction:
-    action.edit = _workspace_edit(ls, uri, linted, _text_edits(linted, text) if text is not None else [])
+    action.edit = _fixed_edit(ls, uri, linted, text)
     action.data = {"uri": uri, "version": linted.version}
     return action
 
 
-def _resolvable(ls: NnlintServer, action: lsp.CodeAction) -> str | None:
-    """The document of an action to resolve (None: not one of ours)."""
+def _resolvable(ls: NnlintServer, action: lsp.CodeAction) -> tuple[str, str] | None:
+    """The document of an action to resolve, and what is linted for it (None: not one of ours)."""
     data = action.data if isinstance(action.data, dict) else {}
     uri = data.get("uri")
-    if not isinstance(uri, str) or not _is_python(ls, uri) or action.kind not in (lsp.CodeActionKind.QuickFix, FIX_ALL):
+    if not isinstance(uri, str) or action.kind not in (lsp.CodeActionKind.QuickFix, FIX_ALL, NOTEBOOK_FIX_ALL):
         return None
-    return uri
+    key = _document_key(ls, uri)
+    return (uri, key) if key is not None else None
 
 
 def resolve_code_action(ls: NnlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
     """Fill in the fix-all edit (for the document's current version), or a quick fix's edit and command, here."""
-    uri = _resolvable(ls, action)
-    if uri is None:
+    resolvable = _resolvable(ls, action)
+    if resolvable is None:
         return action
-    linted = _lint(ls, uri)
+    uri, key = resolvable
+    linted = _lint(ls, key)
     if action.kind == lsp.CodeActionKind.QuickFix:
         return _resolve_quick_fix(ls, action, uri, action.data, linted)
-    return _with_fix_all(ls, uri, linted, action, _fix_all_text(ls, uri, linted))
+    return _with_fix_all(ls, uri, linted, action, _fix_all_text(ls, key, linted))
 
 
 @server.feature(lsp.CODE_ACTION_RESOLVE)
 async def resolve_code_action_request(ls: NnlintServer, action: lsp.CodeAction) -> lsp.CodeAction:
     """:func:`resolve_code_action`, from the lint of the current version; fix-all computed by the worker."""
-    uri = _resolvable(ls, action)
-    if uri is None:
+    resolvable = _resolvable(ls, action)
+    if resolvable is None:
         return action
-    linted = await _current(ls, uri)
+    uri, key = resolvable
+    try:
+        linted = await _current(ls, key)
+    except Closed:
+        return action
     if action.kind == lsp.CodeActionKind.QuickFix:
         return _resolve_quick_fix(ls, action, uri, action.data, linted)
-    return _with_fix_all(ls, uri, linted, action, await _fix_all_later(ls, uri, linted))
+    return _with_fix_all(ls, uri, linted, action, await _fix_all_later(ls, key, linted))
 
 
 # --- recording state_dict renames ------------------------------------------------------------------
