@@ -24,6 +24,9 @@ _MARKER = "#nnlint-cell:{index}"
 _MARKER_LINE = re.compile(r"^#nnlint-cell:(\d+)\r?$", re.MULTILINE)
 _PLACEHOLDER = "__nnlint_ipython_{number}__"
 _PLACEHOLDER_USE = re.compile(r"__nnlint_ipython_(\d+)__")
+#: A marker line alone (``fullmatch`` a line) and a placeholder (``search``/``fullmatch``), for other layers
+MARKER = re.compile(r"#nnlint-cell:(\d+)\r?")
+PLACEHOLDER = _PLACEHOLDER_USE
 #: Cell magics whose body is Python (its first line is masked); any other cell magic is another language.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "mprun", "pypy"})
 _LINE_MAGIC = re.compile(r"^(\s*)(?:([A-Za-z_][\w.\[\], ]*?\s*=\s*))?[%!]")

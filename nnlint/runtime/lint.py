@@ -23,8 +23,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nnlint.engine.model import Finding, Span
-from nnlint.output.paths import display_path
 from nnlint.runtime.models import RuntimeProblem, candidate_inputs, run, tensors_of
+from nnlint.runtime.notebook import place_in_cells, position
 
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 NNLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -216,7 +216,7 @@ class CapturedWarnings:
             elif path.startswith(NNLINT_DIR):
                 continue
             text = str(warning.message).strip().splitlines() or [""]
-            note = f"{display_path(path)}:{row}: {warning.category.__name__}: {text[0]}"
+            note = f"{position(path, row)}: {warning.category.__name__}: {text[0]}"
             if note not in notes:
                 notes.append(note)
         return notes
@@ -372,7 +372,7 @@ def model_failure(error: BaseException, mode: str | None = None) -> RuntimeProbl
         return RuntimeProblem(f"the model raised {detail}{during}")
     frame, row = (real or user)[-1]
     code = frame.f_code
-    where = f"{display_path(code.co_filename)}:{row}: {getattr(code, 'co_qualname', code.co_name)}"
+    where = f"{position(code.co_filename, row)}: {getattr(code, 'co_qualname', code.co_name)}"
     return RuntimeProblem(f"{where} raised {detail}{during}")
 
 
@@ -412,6 +412,7 @@ def runtime_lint(
     explained = any(code in ("NN101", "NN104", "NN301") for code, *_ in eval_recorder.findings)
     if varies is not None and not explained:
         findings.update(_nondeterminism(eval_recorder, varies, class_path, class_row, model))
+    place_in_cells(list(findings.values()))  # a class of a notebook: positions in its cells
     return sorted(findings.values(), key=Finding.sort_key)
 
 
@@ -431,7 +432,7 @@ def _nondeterminism(recorder: Recorder, varies: float, class_path: str, class_ro
     where = None
     for name, site in recorder.random_sites:
         why = _left_training(site.actor, model)
-        label = f"`{name}` at {display_path(site.path)}:{site.row}" + (f" ({why})" if why else "")
+        label = f"`{name}` at {position(site.path, site.row)}" + (f" ({why})" if why else "")
         if label not in sources:
             sources.append(label)
         if where is None or (why and where[1] is None):

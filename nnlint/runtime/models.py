@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -75,19 +76,29 @@ def import_fixed(
     """The fixed ``text`` (see :func:`import_text`) importing the fixed text of ``others`` (the other
     files the run fixes, by module name) where it imports them at import time; the originals stay
     what ``sys.modules`` holds. Returns the fixed module and the other fixed modules it loaded."""
+    with serving_fixed(module, others) as loaded:
+        fixed = import_text(module, is_package, path, text, "__nnlint_fixed")
+    return fixed, loaded
+
+
+@contextlib.contextmanager
+def serving_fixed(module: str, others: dict[str, dict]) -> Iterator[dict[str, types.ModuleType]]:
+    """While inside, imports of ``others`` (by module name, except ``module``) load their fixed text;
+    on the way out the originals are back in ``sys.modules`` and the dict yielded holds the fixed
+    modules that were loaded."""
     others = {name: source for name, source in others.items() if name != module}
     hidden = {name: sys.modules.pop(name) for name in others if name in sys.modules}
     attributes = _hide_from_parents(others)
     finder = _FixedSources(others)
     sys.meta_path.insert(0, finder)
+    loaded: dict[str, types.ModuleType] = {}
     try:
-        fixed = import_text(module, is_package, path, text, "__nnlint_fixed")
+        yield loaded
     finally:
         sys.meta_path.remove(finder)
-        loaded = {name: sys.modules.pop(name) for name in others if name in sys.modules}
+        loaded.update({name: sys.modules.pop(name) for name in others if name in sys.modules})
         sys.modules.update(hidden)
         _restore_parents(others, attributes)
-    return fixed, loaded
 
 
 _MISSING = object()

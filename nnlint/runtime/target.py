@@ -1,4 +1,4 @@
-"""``path/to/file.py::Class`` or ``package.module:Class``: the class ``nnlint runtime`` builds."""
+"""``path/to/file.py::Class`` (a notebook too) or ``package.module:Class``: the class ``nnlint runtime`` builds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnlint.engine.notebook import is_notebook
 from nnlint.runtime.models import RuntimeProblem, find_class, import_original, source_root_of
+from nnlint.runtime.notebook import load_notebook
 
 
 @dataclass
@@ -30,8 +32,15 @@ def load_target(target: str, config_root: Path) -> Target:
         path = Path(file)
         if not path.is_file():
             raise RuntimeProblem(f"file not found: {file}")
-        module_name, _, root = source_root_of(path)
-        module = import_original(module_name, root)
+        if is_notebook(file):  # its imports and definitions only, never its other statements
+            built = load_notebook(file)
+            problem = built.problem(qualname)
+            if problem is not None:
+                raise RuntimeProblem(f"cannot build {qualname} from {file}: {problem}")
+            module = built.module
+        else:
+            module_name, _, root = source_root_of(path)
+            module = import_original(module_name, root)
         relative = Path(os.path.relpath(path.resolve(), config_root)).as_posix()
         key = f"{relative}::{qualname}"
     elif ":" in target:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from nnlint.engine.config import Config
 from nnlint.engine.model import Finding
+from nnlint.engine.notebook import is_notebook
 from nnlint.engine.project import module_name
 
 if TYPE_CHECKING:
@@ -125,8 +126,13 @@ def verify_file(
     change their keys as those fixes say.
     """
     module, is_package, root = module_name(Path(os.path.abspath(path)))
+    notebook = is_notebook(path)
+    if notebook:  # built from its imports and definitions (nnlint.runtime.notebook), not imported
+        module = os.path.basename(path)
     sources, related = [], []
     for other_path, other_text, other_checks in others or []:
+        if is_notebook(other_path):
+            continue  # nothing imports a notebook
         other, other_is_package, other_root = module_name(Path(os.path.abspath(other_path)))
         if other_root != root or other == module:
             continue  # another source root: the worker could not import it under that name
@@ -143,6 +149,7 @@ def verify_file(
         "path": os.path.abspath(path),
         "module": module,
         "is_package": is_package,
+        "notebook": notebook,
         "source_root": str(root),
         "fixed_text": fixed_text,
         "device": device,

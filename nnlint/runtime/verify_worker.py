@@ -40,13 +40,38 @@ def verify_file(job: dict) -> list[dict]:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     others = {other["module"]: other for other in job.get("others", [])}
+    unverifiable: dict[str, str] = {}
     try:
-        original = import_original(job["module"], job["source_root"])
-        fixed, loaded = import_fixed(job["module"], job["is_package"], job["path"], job["fixed_text"], others)
+        if job.get("notebook"):
+            original, fixed, loaded, unverifiable = _build_notebook(job, others)
+        else:
+            original = import_original(job["module"], job["source_root"])
+            fixed, loaded = import_fixed(job["module"], job["is_package"], job["path"], job["fixed_text"], others)
     except RuntimeProblem as problem:
         return [_result(check, "skipped", str(problem)) for check in job["classes"]]
     related = _fixed_classes({job["module"]: fixed, **loaded}, [*job["classes"], *job.get("related", [])], job)
-    return [verify_class(check, original, fixed, device, related) for check in job["classes"]]
+    return [
+        _result(check, "skipped", unverifiable[check["qualname"]])
+        if check["qualname"] in unverifiable
+        else verify_class(check, original, fixed, device, related)
+        for check in job["classes"]
+    ]
+
+
+def _build_notebook(job: dict, others: dict[str, dict]) -> tuple[Any, Any, dict[str, Any], dict[str, str]]:
+    """The original and the fixed module of a notebook's imports and definitions, the other fixed
+    modules the fixed one imported, and why each class that cannot be built from them cannot
+    (by qualname): such a class is never built."""
+    from nnlint.runtime.notebook import load_notebook
+
+    original = load_notebook(job["path"], name=job["module"])
+    fixed = load_notebook(job["path"], job["fixed_text"], f"{job['module']}__nnlint_fixed", others)
+    unverifiable = {}
+    for check in job["classes"]:
+        problem = original.problem(check["qualname"]) or fixed.problem(check["qualname"])
+        if problem is not None:
+            unverifiable[check["qualname"]] = problem
+    return original.module, fixed.module, fixed.loaded, unverifiable
 
 
 def _fixed_classes(modules: dict[str, Any], checks: list[dict], job: dict) -> dict[int, dict]:
