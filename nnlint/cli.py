@@ -6,19 +6,22 @@ import gc
 import json
 import os
 import sys
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from nnlint import __version__
 from nnlint.engine.cache import CACHE_DIR_ENV, Cache, default_cache_dir
-from nnlint.engine.config import Config, ConfigError, find_config_file, load_config
-from nnlint.engine.discovery import DiscoveryError, discover_files
+from nnlint.engine.config import CONFIG_FILES, Config, ConfigError, find_config_file, load_config
+from nnlint.engine.discovery import DiscoveryError, discover_files, includer
 from nnlint.engine.model import Finding
-from nnlint.engine.runner import LintRun, default_workers, lint_paths
+from nnlint.engine.runner import LintRun, default_workers, lint_paths, without_unfixable
 from nnlint.engine.settings import Settings, build_settings
 from nnlint.engine.source import SourceFile
 from nnlint.output import FORMATS
@@ -59,10 +62,35 @@ def cli() -> None:
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply and offer fixes marked unsafe.")
 @click.option("--diff", is_flag=True, help="Print the diff the fixes would make; change nothing.")
 @click.option(
+    "--fixable",
+    multiple=True,
+    metavar="CODES",
+    help="Rule codes or prefixes whose fixes are offered and applied (replaces `fixable`; default ALL).",
+)
+@click.option(
+    "--unfixable",
+    multiple=True,
+    metavar="CODES",
+    help="Rule codes or prefixes whose fixes are neither offered nor applied.",
+)
+@click.option("--extend-fixable", multiple=True, metavar="CODES", help="Like --fixable, but adds to the fixable codes.")
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add `# noqa: CODE` to each line with a finding (existing codes kept); report nothing else.",
+)
+@click.option(
     "--output-format", type=click.Choice(FORMATS), default="full", show_default=True, help="How to print findings."
+)
+@click.option(
+    "-o",
+    "--output-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report (findings, statistics, summary) to this file instead of stdout.",
 )
 @click.option("--statistics", is_flag=True, help="Print counts per rule instead of each finding.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain.")
+@click.option("-w", "--watch", is_flag=True, help="Lint again whenever a file changes, until Ctrl-C.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the cache.")
 @click.option(
     "--cache-dir",
@@ -72,8 +100,36 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file to use.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, help="Worker processes (0: one per core).")
 @click.option("--stdin-filename", help="Name of the file read from stdin (with PATH '-').")
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERNS",
+    help="Files and directories to skip, gitignore-style (comma-separated; replaces `exclude`).",
+)
+@click.option("--extend-exclude", multiple=True, metavar="PATTERNS", help="Like --exclude, but adds to the excludes.")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="PATTERNS",
+    help="Files a directory scan lints (comma-separated; replaces `include`: *.py, *.pyi, *.ipynb).",
+)
+@click.option("--extend-include", multiple=True, metavar="PATTERNS", help="Like --include, but adds to the includes.")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to files named explicitly too.")
+@click.option("--show-files", is_flag=True, help="Print the files that would be linted, one per line; lint nothing.")
+@click.option(
+    "--show-settings", is_flag=True, help="Print the resolved settings and where each came from; lint nothing."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="On stderr: the config, each file (cached or linted), time per phase."
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the full output: auto is on a terminal only, unless NO_COLOR or FORCE_COLOR is set.",
+)
 @click.option(
     "--verify", is_flag=True, help="Run each fixed class (old vs new, with torch) and write only verified fixes."
 )
@@ -88,64 +144,168 @@ def cli() -> None:
 @click.option(
     "--verify-timeout", type=click.FloatRange(min=1), default=120.0, show_default=True, help="Seconds per file."
 )
-def check(
-    paths: tuple[Path, ...],
-    select: tuple[str, ...],
-    extend_select: tuple[str, ...],
-    ignore: tuple[str, ...],
-    fix: bool,
-    unsafe_fixes: bool,
-    diff: bool,
-    output_format: str,
-    statistics: bool,
-    exit_zero: bool,
-    no_cache: bool,
-    cache_dir: Path | None,
-    config_path: Path | None,
-    jobs: int,
-    stdin_filename: str | None,
-    force_exclude: bool,
-    quiet: bool,
-    verify: bool,
-    device: str,
-    verify_report: Path | None,
-    verify_timeout: float,
-) -> None:
+def check(**values: Any) -> None:
     """Lint PATHS (default: the current directory); '-' reads stdin."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    given = {name for name in values if context.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    options = CheckOptions(**values, given=frozenset(given))
+    _use_color(options.color)
+    _check_combinations(options)
     verification = None
-    if verify:
-        if not (fix or diff):
-            raise UserError("--verify checks fixes: use it with --fix or --diff")
+    if options.verify:
         from nnlint.runtime.verify import VerifyError, resolve_device
 
         try:
-            verification = Verification(resolve_device(device), verify_timeout, verify_report)
+            verification = Verification(resolve_device(options.device), options.verify_timeout, options.verify_report)
         except VerifyError as error:
             raise UserError(str(error)) from None
-    use_stdin = any(str(path) == "-" for path in paths) or (stdin_filename is not None and not paths)
-    disk_paths = [path for path in paths if str(path) != "-"] or ([] if use_stdin else [Path(".")])
-    settings = _settings(config_path, disk_paths, stdin_filename, select, extend_select, ignore)
+    if options.watch:
+        sys.exit(_watch(options, verification))
+    code = _check_once(options, verification)
+    sys.exit(EXIT_CLEAN if options.exit_zero and code == EXIT_FINDINGS else code)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """``nnlint check``'s options; ``given``: the names of those given on the command line."""
+
+    paths: tuple[Path, ...]
+    select: tuple[str, ...]
+    extend_select: tuple[str, ...]
+    ignore: tuple[str, ...]
+    fix: bool
+    unsafe_fixes: bool
+    diff: bool
+    fixable: tuple[str, ...]
+    unfixable: tuple[str, ...]
+    extend_fixable: tuple[str, ...]
+    add_noqa: bool
+    output_format: str
+    output_file: Path | None
+    statistics: bool
+    exit_zero: bool
+    watch: bool
+    no_cache: bool
+    cache_dir: Path | None
+    config_path: Path | None
+    jobs: int
+    stdin_filename: str | None
+    exclude: tuple[str, ...]
+    extend_exclude: tuple[str, ...]
+    include: tuple[str, ...]
+    extend_include: tuple[str, ...]
+    force_exclude: bool
+    show_files: bool
+    show_settings: bool
+    quiet: bool
+    verbose: bool
+    color: str
+    verify: bool
+    device: str
+    verify_report: Path | None
+    verify_timeout: float
+    given: frozenset[str] = frozenset()
+
+    @property
+    def use_stdin(self) -> bool:
+        return any(str(path) == "-" for path in self.paths) or (self.stdin_filename is not None and not self.paths)
+
+    @property
+    def disk_paths(self) -> list[Path]:
+        """The paths to lint on disk (``.`` when none is named and stdin is not read)."""
+        return [path for path in self.paths if str(path) != "-"] or ([] if self.use_stdin else [Path(".")])
+
+
+def _check_combinations(options: CheckOptions) -> None:
+    """Options that cannot go together: one line, exit 2."""
+    if options.verify and not (options.fix or options.diff):
+        raise UserError("--verify checks fixes: use it with --fix or --diff")
+    if options.add_noqa and (options.fix or options.diff):
+        raise UserError("--add-noqa cannot be combined with --fix or --diff")
+    if options.add_noqa and options.use_stdin:
+        raise UserError("--add-noqa edits files: it cannot read stdin")
+    if options.watch and options.use_stdin:
+        raise UserError("--watch watches files: it cannot read stdin")
+    if options.watch and (options.output_file is not None or options.add_noqa):
+        raise UserError(f"--watch cannot be combined with {'--output-file' if options.output_file else '--add-noqa'}")
+    if options.watch and (options.show_files or options.show_settings):
+        raise UserError("--watch cannot be combined with --show-files or --show-settings")
+
+
+def _check_once(options: CheckOptions, verification: Verification | None) -> int:
+    """Resolve the settings, find the files, lint, fix and report, once; the exit code."""
+    phases = Phases(options.verbose)
+    disk_paths = options.disk_paths
+    settings = _settings(
+        options.config_path,
+        disk_paths,
+        options.stdin_filename,
+        options.select,
+        options.extend_select,
+        options.ignore,
+        overrides=options,
+    )
+    phases.note(_describe_config(settings.config))
     missing: list[Path] = []
-    files = discover_files(disk_paths, settings.config, force_exclude, missing) if disk_paths else []
-    if disk_paths and not files and not missing:
-        _warn_no_files(disk_paths)
-    if missing and not files and not use_stdin:  # nothing to lint: no "All checks passed!"
-        sys.exit(_report_missing(missing))
-    stdin = None
-    if use_stdin:
-        stdin = (stdin_filename or "-", click.get_binary_stream("stdin").read())
-    machine_readable = output_format in ("json", "sarif", "github")
-    cache = None if no_cache else _cache(settings, cache_dir)
-    run = _lint(files, settings, jobs, stdin, show_progress=not machine_readable, cache=cache)
-    echo = stdin if fix and not diff else None  # stdin --fix: stdout carries the (fixed) source only
-    if verification is not None:
-        verification.to_stderr = machine_readable or echo is not None
-    renames = _withhold_renames(run)
-    output = Output(output_format, statistics, quiet, to_stderr=echo is not None)
-    code = _report(run, fix or diff, unsafe_fixes, diff, output, verification, renames, echo)
+    with phases("discovery"):
+        files = discover_files(disk_paths, settings.config, options.force_exclude, missing) if disk_paths else []
+    phases.note(f"discovery: {len(files)} file{'s' if len(files) != 1 else ''} to lint")
+    with _report_stream(options.output_file) as report:
+        if options.show_settings:
+            _show_settings(report, options, settings, disk_paths, files)
+            return _report_missing(missing) if missing else EXIT_CLEAN
+        if options.show_files:
+            for file in files:
+                report.write(f"{file}\n")
+            return _report_missing(missing) if missing else EXIT_CLEAN
+        if disk_paths and not files and not missing:
+            _warn_no_files(disk_paths)
+        if missing and not files and not options.use_stdin:  # nothing to lint: no "All checks passed!"
+            return _report_missing(missing)
+        stdin = None
+        if options.use_stdin:
+            stdin = (options.stdin_filename or "-", click.get_binary_stream("stdin").read())
+        machine_readable = options.output_format in ("json", "sarif", "github")
+        cache = None if options.no_cache else _cache(settings, options.cache_dir)
+        run = _lint(
+            files, settings, options.jobs, stdin, show_progress=not machine_readable, cache=cache, phases=phases
+        )
+        _note_files(phases, files, cache)
+        _notebook_notices(files)
+        run.findings = without_unfixable(run.findings, settings)  # (a run memo may predate them)
+        if options.add_noqa:
+            code = _add_noqa(run)
+        else:
+            echo = stdin if options.fix and not options.diff else None  # stdin --fix: stdout carries the source
+            if verification is not None:
+                verification.to_stderr = machine_readable or echo is not None
+            renames = _withhold_renames(run)
+            to_stderr = echo is not None and options.output_file is None
+            stream = click.get_text_stream("stderr") if to_stderr else report
+            to_file = options.output_file is not None
+            output = Output(options.output_format, options.statistics, options.quiet, stream, to_file)
+            fixing = options.fix or options.diff
+            code = _report(run, fixing, options.unsafe_fixes, options.diff, output, verification, renames, echo, phases)
     if missing:  # linted what exists; now say what did not
         code = _report_missing(missing)
-    sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
+    phases.report()
+    return code
+
+
+@contextmanager
+def _report_stream(path: Path | None) -> Iterator[TextIO]:
+    """Where the report goes: stdout, or ``--output-file`` (created at once: a bad path stops the run)."""
+    if path is None:
+        yield click.get_text_stream("stdout")
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise UserError(f"cannot write --output-file {path}: {error.strerror or error}") from None
+    with stream:
+        yield stream
 
 
 def _report_missing(paths: list[Path]) -> int:
@@ -169,28 +329,63 @@ def _settings(
     extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
     runtime: bool = False,
+    overrides: CheckOptions | None = None,
 ) -> Settings:
-    if config_path is not None:
-        if not config_path.is_file():
-            raise UserError(f"config file not found: {config_path}")
-        config = load_config(config_path)
-    else:
-        # realpath, not resolve(): a symlink loop named by the user is reported as NN001, not raised here
-        anchors = [Path(os.path.realpath(p)) for p in paths] or [Path(os.path.realpath(stdin_filename or "."))]
-        start = Path(os.path.commonpath([str(p) for p in anchors])) if anchors else Path.cwd()
-        found = find_config_file(start if start.exists() else Path.cwd())
-        config = load_config(found) if found else Config(root=Path.cwd())
+    config = _load_config(config_path, paths, stdin_filename)
+    if overrides is None:
+        return build_settings(
+            config, _split_codes(select), _split_codes(extend_select), _split_codes(ignore), runtime=runtime
+        )
+    given = overrides.given
+    config = config.overridden(
+        exclude=_split_codes(overrides.exclude) if "exclude" in given else None,
+        extend_exclude=_split_codes(overrides.extend_exclude),
+        include=_split_codes(overrides.include) if "include" in given else None,
+        extend_include=_split_codes(overrides.extend_include),
+    )
     return build_settings(
-        config, _split_codes(select), _split_codes(extend_select), _split_codes(ignore), runtime=runtime
+        config,
+        _split_codes(select),
+        _split_codes(extend_select),
+        _split_codes(ignore),
+        runtime=runtime,
+        fixable=_split_codes(overrides.fixable),
+        unfixable=_split_codes(overrides.unfixable),
+        extend_fixable=_split_codes(overrides.extend_fixable),
     )
 
 
-def _cache(settings: Settings, option: Path | None) -> Cache:
-    """The cache directory: --cache-dir, else $NNLINT_CACHE_DIR, else ``cache-dir``, else ``.nnlint_cache``."""
+def _load_config(config_path: Path | None, paths: list[Path], stdin_filename: str | None) -> Config:
+    """``--config``, else the nearest config file above the paths, else the defaults."""
+    if config_path is not None:
+        if not config_path.is_file():
+            raise UserError(f"config file not found: {config_path}")
+        return load_config(config_path)
+    found = _find_config(paths, stdin_filename)
+    return load_config(found) if found else Config(root=Path.cwd())
+
+
+def _find_config(paths: list[Path], stdin_filename: str | None) -> Path | None:
+    # realpath, not resolve(): a symlink loop named by the user is reported as NN001, not raised here
+    anchors = [Path(os.path.realpath(p)) for p in paths] or [Path(os.path.realpath(stdin_filename or "."))]
+    start = Path(os.path.commonpath([str(p) for p in anchors])) if anchors else Path.cwd()
+    return find_config_file(start if start.exists() else Path.cwd())
+
+
+def _cache_dir(settings: Settings, option: Path | None) -> tuple[Path, str]:
+    """The cache directory and where it was chosen: --cache-dir, $NNLINT_CACHE_DIR, ``cache-dir``, default."""
     config = settings.config
-    if option is None and config.cache_dir is not None and not os.environ.get(CACHE_DIR_ENV):
-        option = config.cache_dir
-    return Cache(option or default_cache_dir(config.root), settings.enabled)
+    if option is not None:
+        return option, "--cache-dir"
+    if os.environ.get(CACHE_DIR_ENV):
+        return default_cache_dir(config.root), f"${CACHE_DIR_ENV}"
+    if config.cache_dir is not None:
+        return config.cache_dir, str(config.source)
+    return default_cache_dir(config.root), "default"
+
+
+def _cache(settings: Settings, option: Path | None) -> Cache:
+    return Cache(_cache_dir(settings, option)[0], settings.enabled)
 
 
 def _lint(
@@ -200,17 +395,359 @@ def _lint(
     stdin: tuple[str, bytes] | None,
     show_progress: bool,
     cache: Cache | None = None,
+    phases: Phases | None = None,
 ) -> LintRun:
     workers = jobs or default_workers()
+    phases = phases or Phases(False)
+    marks: list[float] = []  # when each file's result came in: the lint phase ends at the last
+
+    def mark(done: int, total: int) -> None:
+        marks.append(time.perf_counter())
+
+    started = time.perf_counter()
     if not (show_progress and len(files) >= PROGRESS_THRESHOLD and sys.stderr.isatty()):
-        run = lint_paths(files, settings, workers, stdin=stdin, cache=cache)
+        run = lint_paths(files, settings, workers, mark if phases.enabled else None, stdin, cache)
     else:
         from rich.progress import Progress
 
         with Progress(transient=True, console=_console(stderr=True)) as bar:
             task = bar.add_task("Linting", total=len(files))
-            run = lint_paths(files, settings, workers, lambda done, _: bar.update(task, completed=done), stdin, cache)
+
+            def advance(done: int, total: int) -> None:
+                mark(done, total)
+                bar.update(task, completed=done)
+
+            run = lint_paths(files, settings, workers, advance, stdin, cache)
+    ended = time.perf_counter()
+    # the files' results (linted, or from the cache), then the project model that decides the findings
+    looked_up = cache.last_lookup if cache is not None and cache.lookups else None
+    files_done = max([*marks, *([looked_up] if looked_up is not None else [])], default=ended)
+    phases.add("lint", files_done - started)
+    phases.add("model", ended - files_done)
     return run
+
+
+def _notebook_notices(files: list[Path]) -> None:
+    """One line for each notebook in another language: it is read, not analysed."""
+    from nnlint.engine.notebook import is_notebook, notebook_notice
+
+    for file in files:
+        notice = notebook_notice(str(file)) if is_notebook(str(file)) else None
+        if notice is not None:
+            click.echo(f"nnlint: notice: {display_path(str(file))}: {notice}", err=True)
+
+
+def _note_files(phases: Phases, files: list[Path], cache: Cache | None) -> None:
+    """``--verbose``: each file and whether its result came from the cache, then the cache's counts."""
+    if not phases.enabled:
+        return
+    if cache is None:
+        for file in files:
+            phases.note(f"linted {display_path(str(file))}")
+        phases.note("cache: off (--no-cache)")
+        return
+    if files and not cache.lookups:  # the run memo answered: no file was looked at
+        for file in files:
+            phases.note(f"unchanged {display_path(str(file))}")
+        count = f"{len(files)} file{'s' if len(files) != 1 else ''}"
+        phases.note(f"cache: {count} unchanged since an identical earlier run: its findings reused")
+        return
+    for file in files:
+        hit = cache.lookups.get(str(file), False)
+        phases.note(f"{'cached' if hit else 'linted'} {display_path(str(file))}")
+    hits = sum(cache.lookups.get(str(file), False) for file in files)
+    misses = len(files) - hits
+    phases.note(
+        f"cache: {hits} hit{'s' if hits != 1 else ''}, {misses} miss{'es' if misses != 1 else ''} ({cache.file})"
+    )
+
+
+def _add_noqa(run: LintRun) -> int:
+    """``--add-noqa``: a directive on the line of each finding; "Added N noqa directives." as ruff says it."""
+    from nnlint.engine.notebook import NotebookError
+    from nnlint.engine.runner import read_source
+    from nnlint.fixes.add_noqa import add_noqa
+    from nnlint.fixes.apply import FileFix, write_atomically
+    from nnlint.output.paths import location
+
+    by_path: dict[str, list[Finding]] = {}
+    for finding in run.findings:
+        if finding.noqa_row is not None:
+            by_path.setdefault(finding.path, []).append(finding)
+    added, failed = 0, False
+    for path, findings in sorted(by_path.items()):
+        source = read_source(path)
+        if isinstance(source, Finding):
+            click.echo(f"nnlint: error: {display_path(path)}: {source.message}", err=True)
+            failed = True
+            continue
+        edit = add_noqa(source, findings)
+        if edit.error is not None:
+            click.echo(f"nnlint: error: {display_path(path)}: {edit.error}", err=True)
+            failed = True
+            continue
+        for row in edit.skipped:
+            where = location(next(finding for finding in findings if finding.noqa_row == row))
+            click.echo(
+                f"nnlint: warning: {where}: no noqa directive added: the line ends inside a multi-line string "
+                "or continues on the next",
+                err=True,
+            )
+        if not edit.changed:
+            continue
+        try:
+            write_atomically(FileFix(path, source, edit.text))
+        except (OSError, NotebookError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            click.echo(f"nnlint: error: {display_path(path)}: {reason}, noqa directives not added", err=True)
+            failed = True
+            continue
+        added += edit.added
+    if added:
+        click.echo(f"Added {added} noqa directive{'s' if added != 1 else ''}.", err=True)
+    return EXIT_ERROR if failed else EXIT_CLEAN
+
+
+class Phases:
+    """``--verbose``: lines on stderr, and the time each phase of a run took."""
+
+    NAMES = ("discovery", "lint", "model", "fixes", "output")
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            click.echo(f"nnlint: {message}", err=True)
+
+    def report(self) -> None:
+        total = time.perf_counter() - self.started
+        times = ", ".join(f"{name} {self.seconds.get(name, 0.0):.3f} s" for name in self.NAMES)
+        self.note(f"time: {times} (total {total:.3f} s)")
+
+
+def _describe_config(config: Config) -> str:
+    if config.source is None:
+        return f"config: none found, defaults (project root {config.root})"
+    return f"config: {config.source} (project root {config.root})"
+
+
+def _show_settings(
+    stream: TextIO, options: CheckOptions, settings: Settings, paths: list[Path], files: list[Path]
+) -> None:
+    """Every setting ``check`` resolved, one ``key = value  # origin`` per line (values in TOML)."""
+    from nnlint.rules import RULES_BY_CODE
+
+    config = settings.config
+    given = options.given
+
+    def origin(key: str, option: str | None = None, replaces: bool = True) -> str:
+        """Where a value came from: the command line (which replaces, or adds to, the file's), the file, default."""
+        parts = []
+        if key in config.keys and not (replaces and option in given):
+            parts.append(str(config.source))
+        if option in given:
+            parts.append(f"--{option.replace('_', '-')}")
+        return " + ".join(parts) or "default"
+
+    def cli(key: str, option: str, value: object) -> tuple[str, object, str]:
+        return key, value, f"--{option.replace('_', '-')}" if option in given else "default"
+
+    select = (
+        _split_codes(options.select)
+        if "select" in given
+        else config.select
+        if config.select is not None
+        else ["DEFAULT"]
+    )
+    fixable = (
+        _split_codes(options.fixable)
+        if "fixable" in given
+        else config.fixable
+        if config.fixable is not None
+        else ["ALL"]
+    )
+    with_fix = sorted(code for code in settings.enabled & settings.fixable if _has_fix(RULES_BY_CODE.get(code)))
+    cache_dir, cache_origin = _cache_dir(settings, options.cache_dir)
+    anchors = ", ".join(os.path.abspath(path) for path in paths) or (options.stdin_filename or "-")
+    rows: list[tuple[str, object, str] | str] = [
+        f"Resolved settings for: {anchors}",
+        ("config-file", str(config.source) if config.source else None, _config_origin(options, config)),
+        ("project-root", str(config.root), "the config file's directory" if config.source else "current directory"),
+        "",
+        "# Rule selection",
+        ("select", select, origin("select", "select")),
+        (
+            "extend-select",
+            [*config.extend_select, *_split_codes(options.extend_select)],
+            origin("extend-select", "extend_select", False),
+        ),
+        ("ignore", [*config.ignore, *_split_codes(options.ignore)], origin("ignore", "ignore", False)),
+        ("per-file-ignores", config.per_file_ignores, origin("per-file-ignores")),
+        ("rules", sorted(settings.enabled), "resolved from select, extend-select and ignore"),
+        "",
+        "# Fixes",
+        cli("fix", "fix", options.fix),
+        cli("unsafe-fixes", "unsafe_fixes", options.unsafe_fixes),
+        cli("diff", "diff", options.diff),
+        ("fixable", fixable, origin("fixable", "fixable")),
+        ("unfixable", [*config.unfixable, *_split_codes(options.unfixable)], origin("unfixable", "unfixable", False)),
+        (
+            "extend-fixable",
+            [*config.extend_fixable, *_split_codes(options.extend_fixable)],
+            origin("extend-fixable", "extend_fixable", False),
+        ),
+        (
+            "fixable-rules",
+            with_fix,
+            "the selected rules with a fix, resolved from fixable, unfixable and extend-fixable",
+        ),
+        "",
+        "# Files",
+        ("paths", [str(path) for path in paths], "command line" if "paths" in given else "default"),
+        ("files", len(files), "found under paths (--show-files lists them)"),
+        ("include", config.include, origin("include", "include")),
+        ("extend-include", config.extend_include, origin("extend-include", "extend_include", False)),
+        ("exclude", config.exclude, origin("exclude", "exclude")),
+        ("extend-exclude", config.extend_exclude, origin("extend-exclude", "extend_exclude", False)),
+        ("respect-gitignore", config.respect_gitignore, origin("respect-gitignore")),
+        cli("force-exclude", "force_exclude", options.force_exclude),
+        cli("stdin-filename", "stdin_filename", options.stdin_filename),
+        "",
+        "# Output",
+        cli("output-format", "output_format", options.output_format),
+        cli("output-file", "output_file", str(options.output_file) if options.output_file else None),
+        cli("statistics", "statistics", options.statistics),
+        cli("exit-zero", "exit_zero", options.exit_zero),
+        cli("quiet", "quiet", options.quiet),
+        cli("color", "color", options.color),
+        "",
+        "# Run",
+        ("cache-dir", str(cache_dir), cache_origin),
+        cli("no-cache", "no_cache", options.no_cache),
+        (
+            "jobs",
+            options.jobs or default_workers(),
+            "--jobs" if "jobs" in given and options.jobs else "default (one per core)",
+        ),
+        ("module-bases", config.module_bases, origin("module-bases")),
+        ("verify", config.verify, origin("verify")),
+        cli("verify-timeout", "verify_timeout", options.verify_timeout),
+        cli("device", "device", options.device),
+    ]
+    for row in rows:
+        if isinstance(row, str):
+            stream.write(f"{row}\n")
+        else:
+            key, value, where = row
+            stream.write(f"{key} = {_toml(value)}  # {where}\n")
+
+
+def _config_origin(options: CheckOptions, config: Config) -> str:
+    if "config_path" in options.given:
+        return "--config"
+    return "the nearest above the linted paths" if config.source else "none found: defaults"
+
+
+def _has_fix(rule_class: Any) -> bool:
+    return rule_class is not None and rule_class.fix != "none"
+
+
+def _toml(value: object) -> str:
+    """A value as TOML writes it (``none`` for a setting that is not set)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)} = {_toml(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _watch(options: CheckOptions, verification: Verification | None) -> int:
+    """``--watch``: lint, then again on each change to a file it would lint or a config file, until Ctrl-C."""
+    try:
+        from watchfiles import watch
+    except ImportError as error:  # a dependency: missing only from an environment installed before it was
+        raise UserError(f"--watch needs the watchfiles package: pip install 'watchfiles>=1.0' ({error})") from None
+    disk_paths = options.disk_paths
+    missing = [path for path in disk_paths if not path.exists()]
+    if missing:  # nothing to watch there
+        return _report_missing(missing)
+    if options.config_path is not None and not options.config_path.is_file():
+        raise UserError(f"config file not found: {options.config_path}")
+    targets = [str(path) for path in disk_paths]
+    config_file = options.config_path or _find_config(disk_paths, None)
+    if config_file is not None:
+        targets.append(str(config_file))
+    changes = _ChangeFilter(options, disk_paths)
+    click.clear()
+    click.echo("Starting linter in watch mode...")
+    _watched_run(options, verification, changes)
+    try:
+        for _ in watch(*targets, watch_filter=changes, raise_interrupt=False):
+            click.clear()
+            click.echo("File change detected...")
+            _watched_run(options, verification, changes)
+    except KeyboardInterrupt:  # during a run (the watcher returns by itself on Ctrl-C)
+        pass
+    return EXIT_CLEAN
+
+
+def _watched_run(options: CheckOptions, verification: Verification | None, changes: _ChangeFilter) -> None:
+    """One run in watch mode: a bad config or path is one line, and the watching goes on."""
+    try:
+        _check_once(options, verification)
+        changes.config = _load_config(options.config_path, options.disk_paths, None)
+    except (UserError, ConfigError, DiscoveryError) as error:
+        click.echo(f"nnlint: error: {error}", err=True)
+    click.echo("Watching for file changes.")
+
+
+class _ChangeFilter:
+    """The changes that start a run: files the include patterns match, files named, config files."""
+
+    def __init__(self, options: CheckOptions, paths: list[Path]) -> None:
+        from watchfiles import DefaultFilter
+
+        self.default = DefaultFilter()
+        self.named = {os.path.abspath(path) for path in paths if not path.is_dir()}
+        try:
+            self.config = _load_config(options.config_path, paths, None)
+        except (UserError, ConfigError):
+            self.config = Config(root=Path.cwd())
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self._config = config
+        self.included = includer(config)
+
+    def __call__(self, change: Any, path: str) -> bool:
+        if not self.default(change, path):
+            return False
+        name = os.path.basename(path)
+        return name in CONFIG_FILES or os.path.abspath(path) in self.named or self.included(Path(path))
 
 
 def _withhold_renames(run: LintRun) -> RenamePlan | None:
@@ -239,12 +776,15 @@ class Verification:
 
 @dataclass
 class Output:
-    """How findings are printed; ``to_stderr`` when stdout carries the fixed source (stdin with --fix)."""
+    """How findings are printed, and where: stdout, ``--output-file``, or stderr when stdout carries
+    the fixed source (stdin with --fix)."""
 
     format: str = "full"
     statistics: bool = False
     quiet: bool = False
-    to_stderr: bool = False
+    stream: TextIO | None = None
+    #: the stream is ``--output-file``: never coloured
+    to_file: bool = False
 
 
 #: (path, class qualname): the classes whose fixes are held back
@@ -280,24 +820,29 @@ def _report(
     verification: Verification | None = None,
     renames: RenamePlan | None = None,
     echo: tuple[str, bytes] | None = None,
+    phases: Phases | None = None,
 ) -> int:
     """Fix (when asked) and print; the exit code. ``echo``: stdin, whose (fixed) source goes to stdout."""
+    phases = phases or Phases(False)
     findings = run.findings
     fixed = 0
     withheld: list[WithheldFix] = []
     if fix:
-        results = _apply_fixes(run, unsafe, diff, verification, renames)
+        with phases("fixes"):
+            results = _apply_fixes(run, unsafe, diff, verification, renames)
         if diff:
             return EXIT_FINDINGS if results.changed else EXIT_CLEAN
         findings, fixed, withheld = results.remaining, results.fixed, results.withheld
         if echo is not None:
             _echo_source(echo, results.outcomes)
-    if output.statistics:
-        _print_statistics(findings, unsafe, output.format, output.to_stderr)
-    else:
-        _print_findings(findings, run.sources, output.format, unsafe, renames, output.to_stderr)
-    if output.format in ("full", "concise") and not output.quiet:
-        _print_summary(findings, fixed, unsafe, withheld, output.to_stderr)
+    stream = output.stream or click.get_text_stream("stdout")
+    with phases("output"):
+        if output.statistics:
+            _print_statistics(findings, unsafe, output.format, stream)
+        else:
+            _print_findings(findings, run.sources, output.format, unsafe, renames, stream, output.to_file)
+        if output.format in ("full", "concise") and not output.quiet:
+            _print_summary(findings, fixed, unsafe, withheld, stream)
     return EXIT_FINDINGS if findings else EXIT_CLEAN
 
 
@@ -410,7 +955,6 @@ def _mark_withheld(
     run: LintRun, findings: list[Finding], held: dict[ClassKey, tuple[str, str]], unsafe: bool
 ) -> tuple[list[Finding], list[WithheldFix]]:
     """The findings of held-back classes lose the fix they offered and say why; the fixes withheld."""
-    from dataclasses import replace
 
     from nnlint.fixes.apply import is_applicable
 
@@ -511,10 +1055,30 @@ def _record_renames(run: LintRun, outcome: FileFix) -> None:
     click.echo(f"nnlint: recorded {renamed} state_dict renames in {display_path(str(path))}", err=True)
 
 
-def _console(stderr: bool = False):
+#: ``--color``: auto (on a terminal, unless NO_COLOR or FORCE_COLOR says otherwise), always, never
+_color = "auto"
+
+
+def _use_color(when: str) -> None:
+    global _color  # noqa: PLW0603 - one setting per process, read by every console
+    _color = when
+
+
+def _console(stderr: bool = False, file: TextIO | None = None, plain: bool = False):
+    """A rich console on stdout, stderr or ``file``, coloured as ``--color`` says; ``plain``: never.
+
+    ``--output-file`` is plain (as ruff); ``always`` beats NO_COLOR, ``never`` beats FORCE_COLOR.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, markup=False)
+    options: dict[str, Any] = {"stderr": stderr, "highlight": False, "soft_wrap": True, "emoji": False, "markup": False}
+    if file is not None:
+        options["file"] = file
+    if _color == "never" or plain or (_color == "auto" and os.environ.get("NO_COLOR")):
+        options.update(no_color=True, color_system=None)  # no escape codes at all (rich's no_color keeps bold)
+    elif _color == "always":
+        options.update(force_terminal=True, no_color=False, color_system="standard")
+    return Console(**options)
 
 
 def _print_findings(
@@ -523,9 +1087,11 @@ def _print_findings(
     output_format: str,
     unsafe: bool,
     renames: RenamePlan | None = None,
-    to_stderr: bool = False,
+    stream: TextIO | None = None,
+    plain: bool = False,
 ) -> None:
-    stream = click.get_text_stream("stderr" if to_stderr else "stdout")
+    """Print the findings in ``output_format`` to ``stream`` (stdout); ``plain``: without colour (a file)."""
+    stream = stream or click.get_text_stream("stdout")
     if output_format == "json":
         from nnlint.output.json_format import format_json
 
@@ -546,7 +1112,7 @@ def _print_findings(
         from nnlint.engine.runner import read_source
         from nnlint.output.full import render_finding
 
-        console = _console(stderr=to_stderr)
+        console = _console(file=stream, plain=plain)
         sources: dict[str, SourceFile | None] = dict(known)
         for finding in findings:
             if finding.path not in sources:
@@ -555,9 +1121,7 @@ def _print_findings(
             console.print(render_finding(finding, sources[finding.path], unsafe))
 
 
-def _print_statistics(
-    findings: list[Finding], unsafe: bool, output_format: str = "full", to_stderr: bool = False
-) -> None:
+def _print_statistics(findings: list[Finding], unsafe: bool, output_format: str, stream: TextIO) -> None:
     """Counts per rule: flake8's lines, or with ``--output-format json`` ruff's JSON list."""
     from nnlint.output.full import fixable
     from nnlint.rules import get_rule
@@ -579,26 +1143,26 @@ def _print_statistics(
             }
         )
     if output_format == "json":
-        click.echo(json.dumps(rows, indent=2), err=to_stderr)
+        click.echo(json.dumps(rows, indent=2), file=stream)
         return
     for row in rows:
         marker = "[*]" if row["fixable_count"] else "[ ]"
-        click.echo(f"{row['count']:>5}\t{row['code']}\t{marker} {row['name']}", err=to_stderr)
+        click.echo(f"{row['count']:>5}\t{row['code']}\t{marker} {row['name']}", file=stream)
 
 
 def _print_summary(
     findings: list[Finding],
     fixed: int,
     unsafe: bool,
-    withheld: list[WithheldFix] | None = None,
-    to_stderr: bool = False,
+    withheld: list[WithheldFix] | None,
+    stream: TextIO,
 ) -> None:
     from nnlint.output.full import summary
 
     safe = sum(1 for f in findings if f.fix and f.fix.applicability == "safe")
     hidden = sum(1 for f in findings if f.fix and f.fix.applicability == "unsafe")
     entries = [(entry.why, entry.code, entry.detail) for entry in withheld or []]
-    click.echo(summary(len(findings), fixed, safe, hidden, unsafe, entries), err=to_stderr)
+    click.echo(summary(len(findings), fixed, safe, hidden, unsafe, entries), file=stream)
 
 
 @cli.command()
@@ -702,7 +1266,7 @@ def runtime(
     config_path: Path | None,
     exit_zero: bool,
 ) -> None:
-    """Run TARGET (path/to/file.py::Class or package.module:Class) and report what only shows at run time.
+    """Run TARGET (file.py::Class, nb.ipynb::Class or package.module:Class): report what shows at run time.
 
     Exit status: 0 no findings, 1 findings, 2 when TARGET cannot be loaded, built or run (an error the
     model raises is reported at its line: `file.py:12: Net.forward raised RuntimeError: ...`) and for

@@ -215,6 +215,7 @@ def test_notebook_not_in_python_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "r.ipynb").write_text(notebook("library(torch)\nx <- F.dropout(1)", language="R"))
     result = run_cli("check", "--no-cache", "r.ipynb", cwd=tmp_path)
     assert result.returncode == 0 and "All checks passed!" in result.stdout
+    assert result.stderr == "nnlint: notice: r.ipynb: skipped: not a Python notebook (language: r)\n"
 
 
 def test_every_fix_in_a_notebook_writes_what_it_writes_in_a_py_file(tmp_path: Path) -> None:

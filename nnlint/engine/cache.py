@@ -24,6 +24,7 @@ import hashlib
 import os
 import pickle
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,6 +72,10 @@ class Cache:
         self._entries: dict[str, Entry] | None = None
         self._runs: dict[str, tuple[Externals, list[Finding]]] | None = None
         self.updates: dict[str, Entry] = {}
+        #: each file looked up this run and whether the last lookup found it (``--verbose``)
+        self.lookups: dict[str, bool] = {}
+        #: when the last file was looked up (``time.perf_counter``): the files' results are in from then
+        self.last_lookup = 0.0
 
     @property
     def entries(self) -> dict[str, Entry]:
@@ -100,8 +105,11 @@ class Cache:
     def get(self, path: str, content_digest: str, module: str | None, is_package: bool) -> FileResult | None:
         """The stored result for this file and content (with ``path`` as given this time)."""
         entry = self.entries.get(os.path.abspath(path))
+        self.last_lookup = time.perf_counter()
         if entry is None or entry[:3] != (content_digest, module, is_package):
+            self.lookups[path] = False
             return None
+        self.lookups[path] = True
         result = entry[3]
         if result.path != path:
             findings = [replace(finding, path=path) for finding in result.findings]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ DEFAULT_EXCLUDE = (
     "site-packages",
     "venv",
 )
+#: The files a directory scan lints (as ruff: notebooks too); files named on the command line always are.
+DEFAULT_INCLUDE = ("*.py", "*.pyi", "*.ipynb")
 
 
 class ConfigError(Exception):
@@ -58,16 +60,44 @@ class Config:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     extend_exclude: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
+    extend_include: list[str] = field(default_factory=list)
+    #: rules whose fixes ``--fix`` applies (``fixable``, default all; ``unfixable``; ``extend-fixable``)
+    fixable: list[str] | None = None
+    unfixable: list[str] = field(default_factory=list)
+    extend_fixable: list[str] = field(default_factory=list)
     module_bases: list[str] = field(default_factory=list)
     respect_gitignore: bool = True
     #: where the cache lives (``cache-dir``; default ``<root>/.nnlint_cache``)
     cache_dir: Path | None = None
     #: ``[tool.nnlint.verify."path/to/file.py::Class"]``: how ``--verify`` builds and feeds a class
     verify: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the keys the config file sets, in its order (``--show-settings`` says where each value came from)
+    keys: tuple[str, ...] = ()
 
     @property
     def all_excludes(self) -> list[str]:
         return [*self.exclude, *self.extend_exclude]
+
+    @property
+    def all_includes(self) -> list[str]:
+        return [*self.include, *self.extend_include]
+
+    def overridden(
+        self,
+        exclude: list[str] | None = None,
+        extend_exclude: list[str] | None = None,
+        include: list[str] | None = None,
+        extend_include: list[str] | None = None,
+    ) -> Config:
+        """A copy with command-line file selection: ``exclude``/``include`` replace, ``extend-*`` add."""
+        return replace(
+            self,
+            exclude=list(exclude) if exclude is not None else self.exclude,
+            extend_exclude=[*self.extend_exclude, *(extend_exclude or [])],
+            include=list(include) if include is not None else self.include,
+            extend_include=[*self.extend_include, *(extend_include or [])],
+        )
 
 
 _LIST_KEYS = {
@@ -76,6 +106,11 @@ _LIST_KEYS = {
     "extend-select": "extend_select",
     "exclude": "exclude",
     "extend-exclude": "extend_exclude",
+    "include": "include",
+    "extend-include": "extend_include",
+    "fixable": "fixable",
+    "unfixable": "unfixable",
+    "extend-fixable": "extend_fixable",
     "module-bases": "module_bases",
 }
 _KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore", "cache-dir", "verify")
@@ -183,6 +218,7 @@ def config_from_table(table: dict[str, Any], root: Path, source: Path | None, wh
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"'cache-dir' in {where} must be a path")
             config.cache_dir = config.root / value
+    config.keys = tuple(table)
     return config
 
 

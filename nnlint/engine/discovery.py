@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 from nnlint.engine.config import Config
@@ -16,8 +18,10 @@ class DiscoveryError(Exception):
 def discover_files(
     paths: list[Path], config: Config, force_exclude: bool = False, missing: list[Path] | None = None
 ) -> list[Path]:
-    """Python files under ``paths``, honouring excludes and ``.gitignore``.
+    """The files to lint under ``paths``, honouring includes, excludes and ``.gitignore``.
 
+    A directory scan keeps the files that ``include``/``extend-include`` match (``*.py``,
+    ``*.pyi`` and ``*.ipynb`` by default).
     Files named explicitly are linted even when excluded, unless
     ``force_exclude`` (as ruff does, so pre-commit can respect excludes).
     A path that does not exist raises :class:`DiscoveryError`, or is added to ``missing``
@@ -25,6 +29,7 @@ def discover_files(
     or into a loop is kept: reading it reports NN001.
     """
     excludes = PatternSet(config.root, config.all_excludes, names_outside_base=True)
+    included = includer(config)
     found: dict[Path, None] = {}
     for path in paths:
         if not path.exists() and not path.is_symlink():
@@ -34,7 +39,7 @@ def discover_files(
             continue
         absolute = Path(os.path.abspath(path))
         if absolute.is_dir():
-            for file in _walk(absolute, excludes, config.respect_gitignore):
+            for file in _walk(absolute, excludes, config.respect_gitignore, included):
                 found.setdefault(file, None)
         elif not (force_exclude and _excluded(absolute, excludes, config)):
             found.setdefault(absolute, None)
@@ -50,7 +55,26 @@ def _excluded(path: Path, excludes: PatternSet, config: Config) -> bool:
     return False
 
 
-def _walk(top: Path, excludes: PatternSet, respect_gitignore: bool) -> list[Path]:
+Includer = Callable[[Path], bool]
+_SUFFIX_ONLY = re.compile(r"^\*(\.[A-Za-z0-9_.-]+)$")
+
+
+def includer(config: Config) -> Includer:
+    """Whether a file a directory scan finds is one to lint (``include`` + ``extend-include``).
+
+    Patterns are gitignore-style, relative to the project root; one without a ``/`` matches the
+    file's name anywhere (``*.py``). Patterns that only name a suffix are checked without a regex.
+    """
+    patterns = config.all_includes
+    suffixes = [match.group(1) for match in map(_SUFFIX_ONLY.match, patterns) if match]
+    if len(suffixes) == len(patterns):
+        ends = tuple(suffixes)
+        return lambda path: path.name.endswith(ends)
+    pattern_set = PatternSet(config.root, patterns, names_outside_base=True)
+    return lambda path: bool(pattern_set.match(path, is_dir=False))
+
+
+def _walk(top: Path, excludes: PatternSet, respect_gitignore: bool, included: Includer) -> list[Path]:
     base_specs = _gitignores_above(top) if respect_gitignore else []
     files: list[Path] = []
     stack: list[tuple[Path, list[PatternSet]]] = [(top, base_specs)]
@@ -72,15 +96,15 @@ def _walk(top: Path, excludes: PatternSet, respect_gitignore: bool) -> list[Path
                 specs = [*specs, own]
         for entry in entries:
             is_dir = _is_dir(entry)
-            if not is_dir and not entry.name.endswith(".py"):
-                continue
             path = directory / entry.name
+            if not is_dir and not included(path):
+                continue
             if _ignored(path, is_dir, excludes, specs):
                 continue
             if is_dir:
                 if not entry.is_symlink() and not (path / "pyvenv.cfg").exists():
                     stack.append((path, specs))
-            elif entry.name.endswith(".py"):
+            else:
                 files.append(path)
     return files
 

@@ -494,4 +494,14 @@ def applicable_findings(findings: Iterable[Finding], model: SemanticModel, setti
                 break
         if decided is not None:
             kept.append(decided)
-    return kept
+    return without_unfixable(kept, settings)
+
+
+def without_unfixable(findings: list[Finding], settings: Settings) -> list[Finding]:
+    """As ruff: the findings of codes that are not fixable lose their fix (no ``[*]``, never applied)."""
+    if settings.fixes_all:
+        return findings
+    return [
+        finding if finding.fix is None or settings.fixes(finding.code) else replace(finding, fix=None)
+        for finding in findings
+    ]

@@ -14,6 +14,7 @@ DEFAULT_CODES = frozenset([PARSE_ERROR, *(rule.code for rule in ALL_RULES if rul
 #: ``nnlint runtime`` reports what the model really did: NN304 (off for ``check``, where it cannot tell
 #: how a tensor's device is managed) is on there, since it fires only for a tensor forward really used
 RUNTIME_DEFAULT_CODES = DEFAULT_CODES | {"NN304"}
+ALL_CODES_SET = frozenset(ALL_CODES)
 
 
 @dataclass
@@ -23,6 +24,8 @@ class Settings:
     config: Config
     enabled: frozenset[str]
     per_file_ignores: list[tuple[PatternSet, list[str]]] = field(default_factory=list)
+    #: the codes whose fixes are offered and applied (``fixable``/``unfixable``/``extend-fixable``)
+    fixable: frozenset[str] = ALL_CODES_SET
 
     @property
     def module_bases(self) -> list[str]:
@@ -37,6 +40,15 @@ class Settings:
                 ignored.extend(selectors)
         return ignored
 
+    @property
+    def fixes_all(self) -> bool:
+        """True when no code is kept from being fixed (the default)."""
+        return self.fixable >= ALL_CODES_SET
+
+    def fixes(self, code: str) -> bool:
+        """Whether the fix of a finding of ``code`` is offered (``[*]``) and applied by ``--fix``."""
+        return code in self.fixable
+
     def reports(self, code: str, path: str) -> bool:
         """Whether a finding of ``code`` in ``path`` is reported."""
         if code not in self.enabled:
@@ -50,9 +62,17 @@ def build_settings(
     extend_select: list[str] | None = None,
     ignore: list[str] | None = None,
     runtime: bool = False,
+    fixable: list[str] | None = None,
+    unfixable: list[str] | None = None,
+    extend_fixable: list[str] | None = None,
 ) -> Settings:
     """Merge ``config`` with CLI selectors (CLI ``--select`` replaces the config's); ``runtime``: for
-    ``nnlint runtime`` (its own defaults)."""
+    ``nnlint runtime`` (its own defaults).
+
+    ``fixable``/``unfixable``/``extend-fixable`` choose the fixable codes as ruff does: the command
+    line's ``--fixable`` replaces the config's, ``--unfixable`` and ``--extend-fixable`` add to it, and
+    the more specific selector wins (``fixable = ["NN1"]``, ``unfixable = ["NN101"]``).
+    """
     where = f"[tool.nnlint] in {config.source}" if config.source else "the configuration"
     base = validate_selectors(config.select if config.select is not None else [DEFAULT], ALL_CODES, where)
     if select:
@@ -75,4 +95,27 @@ def build_settings(
         enabled |= {PARSE_ERROR}  # files that cannot be parsed are reported unless NN001 is ignored
     if not enabled:
         raise ConfigError("no rules selected: check --select/--ignore")
-    return Settings(config=config, enabled=enabled, per_file_ignores=per_file)
+    fixable_codes = _fixable_codes(config, where, fixable, unfixable, extend_fixable)
+    return Settings(config=config, enabled=enabled, per_file_ignores=per_file, fixable=fixable_codes)
+
+
+def _fixable_codes(
+    config: Config,
+    where: str,
+    fixable: list[str] | None,
+    unfixable: list[str] | None,
+    extend_fixable: list[str] | None,
+) -> frozenset[str]:
+    base = validate_selectors(config.fixable if config.fixable is not None else ["ALL"], ALL_CODES, where)
+    if fixable:
+        base = validate_selectors(fixable, ALL_CODES, "--fixable")
+    chosen = [
+        *base,
+        *validate_selectors(config.extend_fixable, ALL_CODES, where),
+        *validate_selectors(extend_fixable or [], ALL_CODES, "--extend-fixable"),
+    ]
+    ignored = [
+        *validate_selectors(config.unfixable, ALL_CODES, where),
+        *validate_selectors(unfixable or [], ALL_CODES, "--unfixable"),
+    ]
+    return enabled_codes(ALL_CODES, chosen, ignored, DEFAULT_CODES)
