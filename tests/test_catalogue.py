@@ -114,7 +114,10 @@ BUILD_FAILURES = {
     "NN407": (AttributeError, "has no attribute 'Conv2D'"),
 }
 #: rules whose bad example fails at its first forward pass
-CALL_FAILURES = {"NN401": (TypeError, "missing 1 required positional argument")}
+CALL_FAILURES = {
+    "NN401": (TypeError, "missing 1 required positional argument"),
+    "NN601": (RuntimeError, "mat1 and mat2 shapes cannot be multiplied"),
+}
 
 
 def _behaves_like_registered(code, bad, good, x, torch, outputs) -> None:
