@@ -90,3 +90,60 @@ def test_quiet(name: str) -> None:
 
 def test_on_by_default() -> None:
     assert [f.code for f in findings(HEADER + FLAGGED["linear then linear"][0])] == ["NN601"]
+
+
+def _module(init: str, forward: str) -> str:
+    return (
+        "import torch\nimport torch.nn.functional as F\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+        f"        super().__init__()\n{init}\n    def forward(self, x):\n{forward}"
+    )
+
+
+CNN_INIT = (
+    "        self.conv1 = nn.Conv2d(1, 16, 5)\n        self.conv2 = nn.Conv2d(32, 32, 5)\n"
+    "        self.bn = nn.BatchNorm2d(64)\n"
+)
+CNN_FORWARD = (
+    "        x = self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 2))\n        x = self.bn(x)\n        return x\n"
+)
+
+
+def test_forward_flow_through_nested_calls_and_assignments() -> None:
+    found = _found(_module(CNN_INIT, CNN_FORWARD))
+    assert [(code, row) for code, row, _ in found] == [("NN601", 16), ("NN601", 17)]
+    assert "`self.conv2` expects 32 input channels but `self.conv1` (line 11) produces 16" in found[0][2]
+    assert "`self.bn` expects 64 channels (num_features) but `self.conv2` (line 12) produces 32" in found[1][2]
+
+
+def test_forward_flow_of_linear_layers() -> None:
+    init = "        self.fc1 = nn.Linear(784, 128)\n        self.fc2 = nn.Linear(64, 10)\n"
+    forward = "        h = F.dropout(F.relu(self.fc1(x)), 0.2, self.training)\n        return self.fc2(h)\n"
+    ((code, row, message),) = _found(_module(init, forward))
+    assert (code, row) == ("NN601", 16) and "`self.fc2` expects 64 input features but `self.fc1`" in message
+
+
+FORWARD_QUIET = {
+    "reshaped in between": "        x = self.conv1(x)\n        x = x.view(x.size(0), 16, -1, 1)\n"
+    "        return self.conv2(x)\n",
+    "a branch in between": "        x = self.conv1(x)\n        if x.dim() > 3:\n            x = self.extra(x)\n"
+    "        return self.conv2(x)\n",
+    "another variable": "        y = self.conv1(x)\n        return self.conv2(x)\n",
+    "unknown call in between": "        x = self.project(self.conv1(x))\n        return self.conv2(x)\n",
+    "agreeing": "        return self.conv3(self.conv1(x))\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORWARD_QUIET))
+def test_forward_flow_stays_quiet(name: str) -> None:
+    init = "        self.conv1 = nn.Conv2d(1, 16, 5)\n        self.conv2 = nn.Conv2d(32, 32, 5)\n"
+    init += "        self.conv3 = nn.Conv2d(16, 8, 3)\n"
+    assert _found(_module(init, FORWARD_QUIET[name])) == []
+
+
+def test_layers_assigned_twice_or_conditionally_are_not_trusted() -> None:
+    init = "        self.conv1 = nn.Conv2d(1, 16, 5)\n        if True:\n            self.conv2 = nn.Conv2d(32, 32, 5)\n"
+    init += "        self.fc = nn.Linear(4, 8)\n"
+    forward = "        x = self.conv2(self.conv1(x))\n        return self.fc(x)\n"
+    assert _found(_module(init, forward)) == []
+    reset = _module(CNN_INIT, CNN_FORWARD) + "\n    def widen(self):\n        self.conv2 = nn.Conv2d(16, 32, 5)\n"
+    assert _found(reset) == []  # conv2 is rebuilt elsewhere: what reaches self.bn is unknown

@@ -27,7 +27,7 @@ from nnlint.rules.registration import (
     ParametersInPlainContainer,
 )
 from nnlint.rules.runtime_only import EvalNotDeterministic
-from nnlint.rules.shapes import SequentialLayerMismatch
+from nnlint.rules.shapes import LayerSizeMismatch
 from nnlint.rules.style import StatelessFunctionalInForward
 from nnlint.rules.super_init import MissingSuperInit
 from nnlint.rules.tensor_attributes import PlainTensorAttribute
@@ -69,7 +69,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     LayerOutputUnused,
     NonexistentTorchName,
     StatelessFunctionalInForward,
-    SequentialLayerMismatch,
+    LayerSizeMismatch,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
