@@ -147,3 +147,43 @@ def test_layers_assigned_twice_or_conditionally_are_not_trusted() -> None:
     assert _found(_module(init, forward)) == []
     reset = _module(CNN_INIT, CNN_FORWARD) + "\n    def widen(self):\n        self.conv2 = nn.Conv2d(16, 32, 5)\n"
     assert _found(reset) == []  # conv2 is rebuilt elsewhere: what reaches self.bn is unknown
+
+
+RUNTIME_MODELS = (
+    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+    "class Model(nn.Module):\n    def __init__(self, width=16):\n        super().__init__()\n"
+    "        self.conv1 = nn.Conv2d(1, width, 5)\n        self.conv2 = nn.Conv2d(32, 32, 5)\n\n"
+    "    def forward(self, x):\n        x = F.max_pool2d(F.relu(self.conv1(x)), 2)\n        return self.conv2(x)\n\n\n"
+    "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.fc1 = nn.Linear(784, 128)\n        self.fc2 = nn.Linear(64, 10)\n\n"
+    "    def forward(self, x):\n        return self.fc2(F.relu(self.fc1(x)))\n"
+)
+
+
+@pytest.mark.torch
+def test_runtime_maps_a_shape_crash_to_the_layer_line(tmp_path) -> None:
+    """``nnlint runtime`` turns the crash into NN601 at the line calling the layer, and compares with ``check``."""
+    import json
+
+    from conftest import run_cli
+
+    (tmp_path / "models.py").write_text(RUNTIME_MODELS)
+    runs = {
+        "Model": "torch.randn(1, 1, 28, 28)",
+        "Head": "torch.randn(2, 784)",
+    }
+    found = {}
+    for name, given in runs.items():
+        result = run_cli("runtime", f"models.py::{name}", "--input", given, "--output-format", "json", cwd=tmp_path)
+        assert result.returncode == 1, result.stdout + result.stderr
+        ((item,),) = [json.loads(result.stdout)]
+        found[name] = (item["code"], item["location"]["row"], item["message"])
+    code, row, message = found["Model"]
+    assert (code, row) == ("NN601", 14)
+    assert message.startswith("`self.conv2` (`Conv2d(32, 32, kernel_size=(5, 5), stride=(1, 1))`) cannot take")
+    assert "expected input[1, 16, 12, 12] to have 32 channels, but got 16 channels instead" in message
+    assert message.endswith("`nnlint check` did not see it (a size it cannot read or a flow it does not follow)")
+    code, row, message = found["Head"]
+    assert (code, row) == ("NN601", 24)
+    assert "mat1 and mat2 shapes cannot be multiplied (2x128 and 64x10)" in message
+    assert message.endswith("`nnlint check` reports it too")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import traceback
 import types
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -353,11 +354,71 @@ def inspect_run(
     captured: CapturedWarnings | None = None,
 ) -> Any:
     """One run under the mode; an exception of the model's is a :class:`RuntimeProblem` naming its line."""
+    finished: list[nn.Module] = []  # a layer with weights (a leaf module) that ran to the end
+
+    def record(module: nn.Module, _inputs: Any, _output: Any) -> None:
+        if not finished and next(module.children(), None) is None and next(module.parameters(False), None) is not None:
+            finished.append(module)
+
+    hook = nn.modules.module.register_module_forward_hook(record)
     try:
         with ConstructionTracker(recorder), InspectingMode(recorder, captured):
             return run(model, arguments, train, seed)
     except Exception as error:
+        # a layer failing on what another layer made (not on the input given) disagrees with it
+        finding = shape_failure(error) if finished else None
+        if finding is not None:
+            raise ShapeFailure(finding) from None
         raise model_failure(error, "train" if train else None) from None
+    finally:
+        hook.remove()
+
+
+#: how torch words a size that does not match what a layer expects
+SHAPE_ERRORS = re.compile(
+    r"mat1 and mat2 shapes cannot be multiplied|to have \d+ channels, but got \d+ channels"
+    r"|running_mean should contain \d+ elements|Given normalized_shape=|input\.size\(-1\) must be equal to input_size"
+)
+
+
+class ShapeFailure(RuntimeProblem):
+    """The model crashed on a size mismatch inside a layer: the NN601 finding at the line that called it."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+def shape_failure(error: BaseException) -> Finding | None:
+    """NN601 for a size mismatch torch raised inside a layer, at the user's line that called the layer."""
+    if not isinstance(error, RuntimeError) or not SHAPE_ERRORS.search(str(error)):
+        return None
+    caller: tuple[types.FrameType, int] | None = None
+    layer: nn.Module | None = None
+    for frame, row in traceback.walk_tb(error.__traceback__):
+        filename = frame.f_code.co_filename
+        this = frame.f_locals.get("self")
+        if filename.startswith(TORCH_DIR):
+            if caller is not None and layer is None and isinstance(this, nn.Module) and not list(this.children()):
+                layer = this
+        elif not filename.startswith(NNLINT_DIR):
+            caller, layer = (frame, row), None
+    if caller is None or layer is None:
+        return None
+    frame, row = caller
+    owner = frame.f_locals.get("self")
+    name = next((n for n, m in owner.named_children() if m is layer), None) if isinstance(owner, nn.Module) else None
+    shown = f"`self.{name}`" if name else f"a `{type(layer).__name__}`"
+    _, column, end_column = _position(frame) if frame.f_lineno == row else (row, 0, 1)
+    problem = str(error).strip().splitlines()[0]
+    message = f"{shown} (`{_layer_repr(layer)}`) cannot take what reaches it: {problem} (found by running the model)"
+    span = Span(row, column, row, max(end_column, column + 1))
+    return Finding("NN601", message, frame.f_code.co_filename, span, noqa_row=row)
+
+
+def _layer_repr(layer: nn.Module) -> str:
+    text = repr(layer)
+    return text if len(text) <= 80 else f"{type(layer).__name__}(...)"
 
 
 def model_failure(error: BaseException, mode: str | None = None) -> RuntimeProblem:
@@ -402,7 +463,12 @@ def runtime_lint(
     """
     plain = plain_tensor_attributes(model)
     eval_recorder = Recorder(False, plain)
-    first = inspect_run(model, arguments, False, 1, eval_recorder, captured)
+    try:
+        first = inspect_run(model, arguments, False, 1, eval_recorder, captured)
+    except ShapeFailure as failure:
+        findings = [_compared_with_static(failure.finding)]
+        place_in_cells(findings)
+        return findings
     second = inspect_run(model, arguments, False, 2, Recorder(False, plain), captured)
     train_recorder = Recorder(True, plain)
     inspect_run(model, arguments, True, 3, train_recorder, captured)
@@ -414,6 +480,21 @@ def runtime_lint(
         findings.update(_nondeterminism(eval_recorder, varies, class_path, class_row, model))
     place_in_cells(list(findings.values()))  # a class of a notebook: positions in its cells
     return sorted(findings.values(), key=Finding.sort_key)
+
+
+def _compared_with_static(finding: Finding) -> Finding:
+    """The runtime NN601, saying whether static analysis found it too (and when not, that it could not)."""
+    from nnlint.api import lint_text
+
+    try:
+        with open(finding.path, "rb") as stream:
+            static = lint_text(stream.read(), filename=finding.path, select=["NN601"]).findings
+    except (OSError, ValueError):
+        return finding
+    if any(other.span.row == finding.span.row for other in static):
+        return replace(finding, message=f"{finding.message}; `nnlint check` reports it too")
+    note = "; `nnlint check` did not see it (a size it cannot read or a flow it does not follow)"
+    return replace(finding, message=finding.message + note)
 
 
 def _difference(first: Any, second: Any) -> float | None:
