@@ -51,6 +51,11 @@ FLAGGED = {
         4,
         "expects 16 input features but `nn.Linear(4, 8)` (line 4) produces 8",
     ),
+    "nested sequential": (
+        "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Sequential(nn.Conv2d(32, 8, 3), nn.ReLU()))\n",
+        4,
+        "`nn.Conv2d(32, 8, 3)` expects 32 input channels but `nn.Conv2d(3, 16, 3)` (line 4) produces 16",
+    ),
     "transposed convolution": (
         "m = nn.Sequential(nn.ConvTranspose2d(64, 32, 2, stride=2), nn.Conv2d(64, 3, 1))\n",
         4,
@@ -77,6 +82,9 @@ QUIET = {
     "custom module in between": "m = nn.Sequential(nn.Linear(4, 8), Project(), nn.Linear(16, 2))\n",
     "starred layers": "m = nn.Sequential(nn.Linear(4, 8), *blocks, nn.Linear(16, 2))\n",
     "layer norm over a tuple": "m = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm((2, 4)), nn.Linear(8, 2))\n",
+    "nested sequential with an unknown layer": (
+        "m = nn.Sequential(nn.Linear(4, 8), nn.Sequential(Block(), nn.Linear(16, 2)))\n"
+    ),
     "lstm in between": "m = nn.Sequential(nn.Embedding(10, 8), nn.LSTM(16, 4))\n",
     "not torch": "m = Sequential(Linear(4, 8), Linear(16, 2))\n",
     "glu halves": "m = nn.Sequential(nn.Linear(4, 16), nn.GLU(), nn.Linear(8, 2))\n",
@@ -187,3 +195,14 @@ def test_runtime_maps_a_shape_crash_to_the_layer_line(tmp_path) -> None:
     assert (code, row) == ("NN601", 24)
     assert "mat1 and mat2 shapes cannot be multiplied (2x128 and 64x10)" in message
     assert message.endswith("`nnlint check` reports it too")
+
+
+def test_forward_flow_into_a_sequential_attribute() -> None:
+    init = "        self.fc = nn.Linear(784, 128)\n"
+    init += "        self.head = nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))\n"
+    init += "        self.tail = nn.Sequential(Block(), nn.Linear(512, 10))\n"
+    ((code, row, message),) = _found(
+        _module(init, "        x = self.tail(self.fc(x))\n        return self.head(self.fc(x))\n")
+    )
+    assert (code, row) == ("NN601", 17)
+    assert "`self.head` expects 512 input features but `self.fc` (line 11) produces 128" in message

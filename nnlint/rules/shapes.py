@@ -146,6 +146,8 @@ def _layer_sizes(element: ast.expr, scope: Scope | None, file: FileContext) -> L
         value = _literal(argument.value, file) if argument.value is not None and not argument.unknown else None
         return Size(value, text, row, label) if value is not None else None
 
+    if short == "Sequential":
+        return _sequential_sizes(element, scope, file)
     if short in _ELEMENTWISE:
         return LayerSizes(None, None, None, keeps=True)
     if short in _KEEP_CHANNELS:
@@ -166,6 +168,35 @@ def _layer_sizes(element: ast.expr, scope: Scope | None, file: FileContext) -> L
         width = size("num_channels", "channels (num_channels)")
         return LayerSizes(CHANNELS, width, width, keeps=True)
     return None
+
+
+def _sequential_sizes(call: ast.Call, scope: Scope | None, file: FileContext) -> LayerSizes | None:
+    """A whole ``nn.Sequential`` as one layer: what its first sized layer expects, what its last produces.
+
+    None unless every element is known and all sized ones work along one axis family (a mismatch
+    inside is the Sequential's own finding).
+    """
+    if call.keywords:
+        return None
+    family: str | None = None
+    expects: Size | None = None
+    produced: Size | None = None
+    started = False
+    for element in call.args:
+        sizes = _layer_sizes(element, scope, file)
+        if sizes is None:
+            return None
+        if sizes.family is None:
+            continue
+        if family is not None and sizes.family != family:
+            return None
+        family = sizes.family
+        if not started:
+            expects, started = sizes.expects, True
+        produced = (produced or sizes.produces) if sizes.keeps else sizes.produces
+    if family is None:
+        return LayerSizes(None, None, None, keeps=True)  # only elementwise layers
+    return LayerSizes(family, expects, produced, keeps=produced is None)
 
 
 def _literal(node: ast.expr, file: FileContext) -> int | str | None:
