@@ -13,6 +13,7 @@ nnlint cannot reproduce byte for byte is never rewritten.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import warnings
@@ -210,14 +211,19 @@ class Notebook:
         changed = {index: text for index, text in texts.items() if text != self._cell(index).source}
         if not changed:
             return self.text
-        indent, ensure_ascii, tail = self.layout
-        if _dump(self.data, indent, ensure_ascii) + tail != self.text:
+        if not self._reproducible:
             raise NotebookError("its JSON layout is not one nnlint can write back byte for byte; fix it by hand")
-        data = json.loads(self.text)
-        for index, text in changed.items():
-            cell = data["cells"][index]
-            cell["source"] = _split_source(text) if self._cell(index).as_list else text
-        return _dump(data, indent, ensure_ascii) + tail
+        cells = list(self.data["cells"])
+        for index, text in changed.items():  # new cell objects: ``data`` stays the notebook as read
+            cells[index] = {**cells[index], "source": _split_source(text) if self._cell(index).as_list else text}
+        indent, ensure_ascii, tail = self.layout
+        return _dump({**self.data, "cells": cells}, indent, ensure_ascii) + tail
+
+    @functools.cached_property
+    def _reproducible(self) -> bool:
+        """Whether the notebook's own layout writes its JSON back byte for byte (checked once: every fix pass asks)."""
+        indent, ensure_ascii, tail = self.layout
+        return _dump(self.data, indent, ensure_ascii) + tail == self.text
 
     def _cell(self, index: int) -> Cell:
         return next(cell for cell in self.cells if cell.index == index)

@@ -291,7 +291,7 @@ def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
         from nnlint.fixes import transform
     except ImportError as error:  # pragma: no cover - libcst is a dependency
         raise FixError(f"cannot apply fixes: {error}") from None
-    return transform.apply_fixes(text, chosen)
+    return transform.apply_chosen(text, chosen)
 
 
 def _notebook_problem(source: SourceFile, text: str) -> str | None:

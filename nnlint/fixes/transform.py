@@ -41,9 +41,13 @@ _COMMENT_OWNERS = (cst.SimpleStatementLine, cst.BaseCompoundStatement, cst.Excep
 
 def apply_fixes(text: str, fixes: list[Fix]) -> tuple[str, list[Fix]]:
     """Apply compatible ``fixes`` to ``text``; returns the new text and the fixes that applied."""
+    return apply_chosen(text, select_compatible(fixes))
+
+
+def apply_chosen(text: str, chosen: list[Fix]) -> tuple[str, list[Fix]]:
+    """:func:`apply_fixes` for fixes already chosen by :func:`select_compatible`."""
     try:
         parsed = _parsed(text)
-        chosen = select_compatible(fixes)
         while True:
             # A fix applies whole or not at all: rerun without any that applied only in part.
             transformer = SourceEditor(chosen)

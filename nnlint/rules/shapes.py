@@ -25,12 +25,12 @@ from nnlint.rules.common import methods_of
 NN = "torch.nn"
 LAST, CHANNELS = "features", "channels"
 
-#: layers that keep every size (elementwise), for both axis families
+#: layers that keep every size (elementwise), for both axis families (not ``GLU``: it halves its input)
 _ELEMENTWISE = frozenset(
     {
         "ReLU", "ReLU6", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid", "LeakyReLU", "ELU", "SELU", "CELU",
         "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "PReLU", "Identity", "Dropout", "AlphaDropout",
-        "Tanhshrink", "Softsign", "LogSigmoid", "Threshold", "RReLU", "GLU",
+        "Tanhshrink", "Softsign", "LogSigmoid", "Threshold", "RReLU",
     }
 )  # fmt: skip
 #: layers that keep the channel dimension of feature maps (not the last dimension)
@@ -49,8 +49,6 @@ _CONVOLUTIONS = frozenset({"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "Con
 _CHANNEL_NORMS = frozenset(
     {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}
 )
-# GLU halves its input: it is not elementwise for sizes
-_ELEMENTWISE = _ELEMENTWISE - {"GLU"}
 
 
 @dataclass(frozen=True)
