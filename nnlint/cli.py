@@ -549,6 +549,7 @@ def _show_settings(
     stream: TextIO, options: CheckOptions, settings: Settings, paths: list[Path], files: list[Path]
 ) -> None:
     """Every setting ``check`` resolved, one ``key = value  # origin`` per line (values in TOML)."""
+    from nnlint.engine.config import input_shapes
     from nnlint.rules import RULES_BY_CODE
 
     config = settings.config
@@ -645,6 +646,7 @@ def _show_settings(
         ),
         ("module-bases", config.module_bases, origin("module-bases")),
         ("verify", config.verify, origin("verify")),
+        _shapes_row(config, input_shapes(config), origin("shapes")),
         cli("verify-timeout", "verify_timeout", options.verify_timeout),
         cli("device", "device", options.device),
     ]
@@ -654,6 +656,14 @@ def _show_settings(
         else:
             key, value, where = row
             stream.write(f"{key} = {_toml(value)}  # {where}\n")
+
+
+def _shapes_row(config: Config, shapes: dict[str, Any], where: str) -> tuple[str, object, str]:
+    """``shapes``: the example input shapes of each class, from ``[tool.nnlint.shapes]`` or its verify input."""
+    if any(target not in config.shapes for target in shapes):
+        derived = f"read from the verify inputs in {config.source}"
+        where = derived if where == "default" else f"{where} + {derived}"
+    return "shapes", shapes, where
 
 
 def _config_origin(options: CheckOptions, config: Config) -> str:
@@ -1052,7 +1062,11 @@ def _record_renames(run: LintRun, outcome: FileFix) -> None:
         relative = outcome.path
     record(path, Path(relative).as_posix(), outcome.state_dict_changes)
     renamed = sum(len(change.renames) for _, change in outcome.state_dict_changes)
-    click.echo(f"nnlint: recorded {renamed} state_dict renames in {display_path(str(path))}", err=True)
+    transposed = sum(len(change.transposed) for _, change in outcome.state_dict_changes)
+    what = f"{renamed} state_dict renames"
+    if transposed:
+        what += f" and {transposed} transposed {'weight' if transposed == 1 else 'weights'}"
+    click.echo(f"nnlint: recorded {what} in {display_path(str(path))}", err=True)
 
 
 #: ``--color``: auto (on a terminal, unless NO_COLOR or FORCE_COLOR says otherwise), always, never
@@ -1217,7 +1231,7 @@ def _rule_table() -> list[str]:
 def migrate_checkpoint(
     old: Path, new: Path, renames_path: Path | None, model_spec: str | None, trust_checkpoint: bool
 ) -> None:
-    """Convert checkpoint OLD, saved before NN2xx fixes, into NEW for the fixed code.
+    """Convert checkpoint OLD, saved before NN2xx/NN603 fixes, into NEW for the fixed code.
 
     Every state_dict in OLD (a bare one, or several: model and EMA weights, Lightning's
     `state_dict`...) that holds a fixed class is converted; optimizer states are left as they are.
@@ -1239,11 +1253,15 @@ def migrate_checkpoint(
     several = len(converted) > 1
     for item in converted:
         where = describe_location(item.location)
-        noun = "key" if item.renamed == 1 else "keys"
-        click.echo(f"nnlint: converted {where}: {item.renamed} {noun} renamed", err=True)
+        changes = [f"{item.renamed} {'key' if item.renamed == 1 else 'keys'} renamed"]
+        if item.transposed and not item.renamed:
+            changes = []
+        if item.transposed:
+            changes.append(f"{item.transposed} {'weight' if item.transposed == 1 else 'weights'} transposed")
+        click.echo(f"nnlint: converted {where}: {', '.join(changes)}", err=True)
         for prefix, qualname in sorted(item.migration.modules):
             click.echo(f"{where} {prefix}: {qualname}" if several else f"{prefix}: {qualname}")
-    keys = sum(item.renamed for item in converted)
+    keys = sum(item.renamed + item.transposed for item in converted)
     modules = sum(len(item.migration.modules) for item in converted)
     of = f" of {len(converted)} state_dicts" if several else ""
     click.echo(f"Migrated {keys} keys in {modules} modules{of}: {new}")

@@ -69,12 +69,26 @@ RUNTIME_CODES = [rule.code for rule in ALL_RULES if rule.runtime_only]
 OPT_IN_CODES = [rule.code for rule in ALL_RULES if not rule.default_enabled]
 
 
+def _page_config(code: str) -> dict:
+    """``<!-- shapes: [...] -->``: the example input shape ``[tool.nnlint.shapes]`` gives ``Model``."""
+    from pathlib import Path
+
+    from nnlint.engine.config import Config, parse_shapes
+
+    match = re.search(r"<!-- shapes: (.+?) -->", read_page(code) or "")
+    if not match:
+        return {}
+    shapes = {"example.py::Model": parse_shapes(json.loads(match.group(1)))}
+    return {"config": Config(root=Path.cwd(), shapes=shapes)}
+
+
 @pytest.mark.parametrize("code", STATIC_CODES)
 def test_bad_example_is_flagged_and_fixed_example_is_clean(code: str) -> None:
     example = examples(code)
     others = [other for other in OPT_IN_CODES if other != code]
-    assert {f.code for f in findings(example.bad, select=["ALL"], ignore=others)} == {code}
-    assert findings(example.fixed, select=["ALL"], ignore=others) == []
+    options = _page_config(code)
+    assert {f.code for f in findings(example.bad, select=["ALL"], ignore=others, **options)} == {code}
+    assert findings(example.fixed, select=["ALL"], ignore=others, **options) == []
 
 
 @pytest.mark.parametrize("code", [rule.code for rule in ALL_RULES if rule.fix != "none"])
@@ -117,6 +131,9 @@ BUILD_FAILURES = {
 CALL_FAILURES = {
     "NN401": (TypeError, "missing 1 required positional argument"),
     "NN601": (RuntimeError, "mat1 and mat2 shapes cannot be multiplied"),
+    "NN603": (RuntimeError, "mat1 and mat2 shapes cannot be multiplied"),
+    "NN602": (RuntimeError, "Expected 3D (unbatched) or 4D (batched) input to conv2d"),
+    "NN604": (RuntimeError, "mat1 and mat2 shapes cannot be multiplied (2x512 and 800x10)"),
 }
 
 

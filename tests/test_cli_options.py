@@ -142,7 +142,7 @@ def test_show_settings_gives_each_value_and_where_it_came_from(project: Path) ->
         *("fix", "unsafe-fixes", "diff", "fixable", "unfixable", "extend-fixable", "fixable-rules"),
         *("paths", "files", "include", "extend-include", "exclude", "extend-exclude", "respect-gitignore"),
         *("force-exclude", "stdin-filename", "output-format", "output-file", "statistics", "exit-zero", "quiet"),
-        *("color", "cache-dir", "no-cache", "jobs", "module-bases", "verify", "verify-timeout", "device"),
+        *("color", "cache-dir", "no-cache", "jobs", "module-bases", "verify", "shapes", "verify-timeout", "device"),
     ]
     # it lints nothing: no finding, no summary, no cache written
     assert "NN101" not in result.stdout.replace('"NN101"', "")

@@ -754,6 +754,39 @@ CASES = [
 """,
         id="NN304-parameter",
     ),
+    pytest.param(
+        "NN603",
+        True,
+        """
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(20, 64)
+                # hand-made head
+                self.w = nn.Parameter(torch.randn(  # weight
+                    64,  # rows
+                    10,  # columns
+                ))  # head
+
+            def forward(self, x):
+                return F.linear(self.fc(x), self.w)  # project
+""",
+        """
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(20, 64)
+                # hand-made head
+                self.w = nn.Parameter(torch.randn(  # weight
+                    10,  # rows
+                    64,  # columns
+                ))  # head
+
+            def forward(self, x):
+                return F.linear(self.fc(x), self.w)  # project
+""",
+        id="NN603",
+    ),
 ]
 
 

@@ -1,6 +1,7 @@
 """The persistent cache: per-file analysis results, keyed by content, version and settings.
 
-A file's :class:`FileResult` depends only on its bytes, its path (module name)
+A file's :class:`FileResult` depends only on its bytes, its path (module name),
+the example input shapes configured for its classes (``[tool.nnlint.shapes]``)
 and the rules that ran, so it is reused while those stay the same. What
 depends on other files — whether a class is an nn.Module, whether another file
 reads an attribute — is decided after loading, from all results, on every
@@ -33,8 +34,8 @@ from nnlint.engine.model import FileResult, Finding
 
 CACHE_DIR_NAME = ".nnlint_cache"
 CACHE_DIR_ENV = "NNLINT_CACHE_DIR"
-#: (content digest, module, is_package, result)
-Entry = tuple[str, str | None, bool, FileResult]
+#: (content digest, module, is_package, input shapes of its classes, result)
+Entry = tuple[str, str | None, bool, object, FileResult]
 #: modules loaded from outside the linted files: module → (file, content digest), or None where not found
 Externals = dict[str, tuple[str, str] | None]
 #: how many run keys keep their decided findings (a run has one by contents, one by stat stamps)
@@ -102,22 +103,32 @@ class Cache:
         self._runs = dict(list(runs.items())[-KEPT_RUNS:])
         self._write(self.runs_file, self._runs)
 
-    def get(self, path: str, content_digest: str, module: str | None, is_package: bool) -> FileResult | None:
-        """The stored result for this file and content (with ``path`` as given this time)."""
+    def get(
+        self, path: str, content_digest: str, module: str | None, is_package: bool, input_shapes: object = ()
+    ) -> FileResult | None:
+        """The stored result for this file and content (with ``path`` as given this time).
+
+        ``input_shapes``: the example input shapes configured for the file's classes; a result
+        analysed with other shapes is not returned.
+        """
         entry = self.entries.get(os.path.abspath(path))
         self.last_lookup = time.perf_counter()
-        if entry is None or entry[:3] != (content_digest, module, is_package):
+        if (
+            not isinstance(entry, tuple)
+            or len(entry) != 5
+            or entry[:4] != (content_digest, module, is_package, input_shapes)
+        ):
             self.lookups[path] = False
             return None
         self.lookups[path] = True
-        result = entry[3]
+        result = entry[4]
         if result.path != path:
             findings = [replace(finding, path=path) for finding in result.findings]
             result = replace(result, path=path, findings=findings)
         return result
 
-    def put(self, content_digest: str, is_package: bool, result: FileResult) -> None:
-        self.updates[os.path.abspath(result.path)] = (content_digest, result.module, is_package, result)
+    def put(self, content_digest: str, is_package: bool, result: FileResult, input_shapes: object = ()) -> None:
+        self.updates[os.path.abspath(result.path)] = (content_digest, result.module, is_package, input_shapes, result)
 
     def save(self) -> None:
         """Merge this run's results into the file (re-read first: another run may have written it)."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import difflib
+import keyword
+import os
+import posixpath
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +53,14 @@ class ConfigError(Exception):
     """Invalid configuration; the message is one line for the user."""
 
 
+#: One tensor's shape: each dimension a positive int or a symbol (an identifier such as ``"N"``).
+Shape = tuple[int | str, ...]
+#: The shapes of the tensors a ``forward`` takes, one per argument.
+Shapes = tuple[Shape, ...]
+#: The file suffixes a ``path::Class`` target may name.
+_TARGET_SUFFIXES = (".py", ".pyi", ".ipynb")
+
+
 @dataclass
 class Config:
     """Settings from a config file (paths in it are relative to ``root``)."""
@@ -72,6 +85,8 @@ class Config:
     cache_dir: Path | None = None
     #: ``[tool.nnlint.verify."path/to/file.py::Class"]``: how ``--verify`` builds and feeds a class
     verify: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``[tool.nnlint.shapes]``: ``"path/to/file.py::Class"`` (normalised) → the shapes ``forward`` takes
+    shapes: dict[str, Shapes] = field(default_factory=dict)
     #: the keys the config file sets, in its order (``--show-settings`` says where each value came from)
     keys: tuple[str, ...] = ()
 
@@ -113,7 +128,7 @@ _LIST_KEYS = {
     "extend-fixable": "extend_fixable",
     "module-bases": "module_bases",
 }
-_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore", "cache-dir", "verify")
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", "respect-gitignore", "cache-dir", "verify", "shapes")
 _VERIFY_KEYS = ("init", "input")
 
 
@@ -192,7 +207,14 @@ def _tool_nnlint(data: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def _kind(value: Any) -> str:
     """``an integer``, ``a string``...: what a TOML value is, for messages."""
-    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"), (list, "an array"))
+    kinds = (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+    )
     return next((name for kind, name in kinds if isinstance(value, kind)), "a date or time")
 
 
@@ -210,6 +232,8 @@ def config_from_table(table: dict[str, Any], root: Path, source: Path | None, wh
             config.per_file_ignores = _per_file_ignores(value, where)
         elif key == "verify":
             config.verify = _verify_table(value, where)
+        elif key == "shapes":
+            config.shapes = _shapes_table(value, config.root, where)
         elif key == "respect-gitignore":
             if not isinstance(value, bool):
                 raise ConfigError(f"'respect-gitignore' in {where} must be true or false")
@@ -240,6 +264,201 @@ def _verify_table(value: Any, where: str) -> dict[str, dict[str, str]]:
                 )
         targets[target] = dict(options)
     return targets
+
+
+_SHAPE_EXPECTED = (
+    'a list of dims such as ["N", 1, 28, 28] (positive integers or symbols), '
+    'a list of such lists (one per forward argument), or a string such as "(N, 1, 28, 28)"'
+)
+
+
+def _shapes_table(value: Any, root: Path, where: str) -> dict[str, Shapes]:
+    """``[tool.nnlint.shapes]``: ``"path/to/file.py::Class" = ["N", 1, 28, 28]``, keys normalised."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"'shapes' in {where} must be a table of \"path/to/file.py::Class\" = shape")
+    table: dict[str, Shapes] = {}
+    for target, item in value.items():
+        key = normalize_target(target, root)
+        if key is None:
+            raise ConfigError(
+                f'shapes target {target!r} in {where} must be named "path/to/file.py::Class" '
+                "(a .py, .pyi or .ipynb file relative to the config, then the class, dotted if nested)"
+            )
+        if key in table:
+            raise ConfigError(f"shapes target {target!r} in {where} names {key!r} again")
+        try:
+            table[key] = parse_shapes(item)
+        except ValueError as error:
+            raise ConfigError(f"shapes of {target!r} in {where}: {error}; expected {_SHAPE_EXPECTED}") from None
+    return table
+
+
+def normalize_target(target: str, root: Path) -> str | None:
+    """``"./models/cnn.py::CNN"`` → ``"models/cnn.py::CNN"`` (relative to ``root``, ``/``-separated).
+
+    None when ``target`` is not ``path/to/file.py::Class`` (a ``.py``, ``.pyi`` or ``.ipynb`` file).
+    """
+    file, separator, qualname = target.partition("::")
+    if not separator or not file.strip() or not qualname:
+        return None
+    if not all(part.isidentifier() for part in qualname.split(".")):
+        return None
+    file = file.strip().replace("\\", "/")
+    if not file.endswith(_TARGET_SUFFIXES):
+        return None
+    if os.path.isabs(file):
+        with contextlib.suppress(ValueError):  # (another drive on Windows: kept as written)
+            file = Path(os.path.relpath(file, root)).as_posix()
+    return f"{posixpath.normpath(file)}::{qualname}"
+
+
+def parse_shapes(value: Any) -> Shapes:
+    """A ``[tool.nnlint.shapes]`` value as shapes, one per forward argument; ValueError says what is wrong."""
+    if isinstance(value, str):
+        return _shapes_from_text(value)
+    if not isinstance(value, list):
+        raise ValueError(f"got {_kind(value)}")
+    if not value:
+        raise ValueError("got an empty list")
+    nested = [isinstance(item, list) for item in value]
+    if all(nested):
+        return tuple(tuple(_dim(dim) for dim in _flat(shape)) for shape in value)
+    if any(nested):
+        raise ValueError("it mixes dims and lists")
+    return (tuple(_dim(dim) for dim in value),)
+
+
+def _flat(shape: list[Any]) -> list[Any]:
+    if any(isinstance(dim, list) for dim in shape):
+        raise ValueError("lists are nested more than two deep")
+    return shape
+
+
+def _dim(dim: Any) -> int | str:
+    """A dimension: a positive int, or a symbol (an identifier)."""
+    if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
+        return dim
+    if isinstance(dim, str) and dim.strip().isidentifier() and not keyword.iskeyword(dim.strip()):
+        return dim.strip()
+    raise ValueError(f"{dim!r} is not a positive integer or a symbol")
+
+
+def _shapes_from_text(text: str) -> Shapes:
+    """``"(N, 1, 28, 28)"``, ``"N, 1, 28, 28"``, ``"[(N, 16), (N,)]"``: the string form of a shape."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ValueError(f"cannot read {text!r}") from None
+    if isinstance(node, (ast.Tuple, ast.List)):
+        if not node.elts:
+            raise ValueError(f"{text!r} has no dims")
+        nested = [isinstance(item, (ast.Tuple, ast.List)) for item in node.elts]
+        if all(nested):
+            return tuple(tuple(_dim_node(dim, text) for dim in item.elts) for item in node.elts)  # type: ignore[attr-defined]
+        if any(nested):
+            raise ValueError(f"{text!r} mixes dims and shapes")
+        return (tuple(_dim_node(dim, text) for dim in node.elts),)
+    return ((_dim_node(node, text),),)
+
+
+def _dim_node(node: ast.expr, text: str) -> int | str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return _dim(node.value)
+    raise ValueError(f"{ast.unparse(node)!r} in {text!r} is not a positive integer or a symbol")
+
+
+#: torch factories whose arguments give the shape: ``torch.randn(4, 1, 28, 28)``, ``torch.zeros((2, 8))``
+_FACTORIES = frozenset(("randn", "rand", "zeros", "ones", "empty", "randint"))
+
+
+def shapes_from_input(expression: str) -> Shapes | None:
+    """The shapes a verify ``input`` expression builds, read without running it; None when not plain.
+
+    ``torch.randn(4, 1, 28, 28)``, ``torch.zeros((2, 8))``, ``torch.randint(0, 10, (2, 16))``, or a
+    tuple of such calls (several arguments); the dims must be int literals.
+    """
+    try:
+        node = ast.parse(expression.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    calls = node.elts if isinstance(node, ast.Tuple) else [node]
+    shapes = [_factory_shape(call) for call in calls]
+    if not shapes or any(shape is None for shape in shapes):
+        return None
+    return tuple(shapes)  # type: ignore[arg-type]
+
+
+def _factory_shape(node: ast.expr) -> Shape | None:
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "torch"
+        and node.func.attr in _FACTORIES
+    ):
+        return None
+    if any(isinstance(arg, ast.Starred) for arg in node.args) or any(kw.arg is None for kw in node.keywords):
+        return None
+    arguments = list(node.args)
+    size = next((keyword.value for keyword in node.keywords if keyword.arg == "size"), None)
+    if node.func.attr == "randint":  # randint(high, size) or randint(low, high, size)
+        if size is None:
+            if len(arguments) not in (2, 3):
+                return None
+            size = arguments[-1]
+        elif len(arguments) not in (1, 2):
+            return None
+        arguments = []
+    if size is not None:
+        if arguments:
+            return None
+        arguments = [size]
+    if len(arguments) == 1 and isinstance(arguments[0], (ast.Tuple, ast.List)):
+        arguments = list(arguments[0].elts)
+    elif not arguments:
+        return None
+    dims = []
+    for dim in arguments:
+        if not (isinstance(dim, ast.Constant) and type(dim.value) is int and dim.value > 0):
+            return None
+        dims.append(dim.value)
+    return tuple(dims)
+
+
+def input_shapes(config: Config) -> dict[str, Shapes]:
+    """Every configured class's input shapes: ``[tool.nnlint.shapes]``, else read from its verify ``input``."""
+    shapes: dict[str, Shapes] = {}
+    for target, options in config.verify.items():
+        key = normalize_target(target, config.root)
+        derived = shapes_from_input(options["input"]) if key is not None and "input" in options else None
+        if derived is not None:
+            shapes[key] = derived  # type: ignore[index]
+    shapes.update(config.shapes)
+    return dict(sorted(shapes.items()))
+
+
+def shapes_by_file(config: Config) -> dict[str, dict[str, Shapes]]:
+    """:func:`input_shapes` grouped by file (relative to the config root): file → class qualname → shapes."""
+    grouped: dict[str, dict[str, Shapes]] = {}
+    for target, shapes in input_shapes(config).items():
+        file, _, qualname = target.partition("::")
+        grouped.setdefault(file, {})[qualname] = shapes
+    return grouped
+
+
+def shapes_in_file(grouped: dict[str, dict[str, Shapes]], path: str, root: Path) -> dict[str, Shapes]:
+    """The input shapes configured for the classes of the file at ``path`` (from :func:`shapes_by_file`)."""
+    if not grouped:
+        return {}
+    try:
+        relative = Path(os.path.relpath(os.path.abspath(path), root)).as_posix()
+        if relative.startswith("../"):  # (the root is resolved: through a symlink, the real path is inside)
+            relative = Path(os.path.relpath(os.path.realpath(path), root)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return {}
+    return grouped.get(relative, {})
 
 
 def _string_list(value: Any, key: str, where: str) -> list[str]:

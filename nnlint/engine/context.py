@@ -33,6 +33,12 @@ class FileContext:
     is_package: bool
     tree: ast.Module | None = None
     _scopes: dict[int, Scope] = field(default_factory=dict, repr=False)
+    #: Example input shapes of this file's classes (``[tool.nnlint.shapes]``, or read from a verify
+    #: ``input``), keyed by the class's qualname inside the module (``"CNN"``, ``"Outer.Inner"``): one
+    #: shape per ``forward`` argument, each dim a positive int or a symbol (``(("N", 1, 28, 28),)``).
+    input_shapes: dict[str, tuple[tuple[int | str, ...], ...]] = field(default_factory=dict)
+    #: analyses several rules share within the file (e.g. an ``nn.Sequential`` call's shapes), by name
+    memo: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def function_scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, parent: Scope) -> Scope:
         """The scope a function's body sees (computed once per function)."""

@@ -168,6 +168,9 @@ class StateDictChange:
     children: tuple[str, ...] = ()
     #: Submodules the fix adds (with all their keys new), e.g. a layer moved out of ``forward``.
     new_children: tuple[str, ...] = ()
+    #: Keys (old names, relative to the class) whose 2-D tensor the fix stores transposed: NN603 creates
+    #: a weight as (out, in) that was (in, out); ``nnlint migrate-checkpoint`` transposes it in old checkpoints.
+    transposed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

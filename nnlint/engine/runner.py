@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nnlint.engine.cache import Cache, Externals, digest
+from nnlint.engine.config import Config, Shapes, shapes_by_file, shapes_in_file
 from nnlint.engine.context import FileContext
 from nnlint.engine.model import FileResult, Finding, Span
 from nnlint.engine.noqa import file_exemption, suppressed_codes
@@ -38,6 +40,8 @@ class Job:
     module: str | None
     is_package: bool
     text: bytes | None = None
+    #: the example input shapes configured for the file's classes: (class qualname in the module, shapes)
+    input_shapes: tuple[tuple[str, Shapes], ...] = ()
 
 
 class LintRun:
@@ -103,10 +107,12 @@ def lint_source(
     rules: list[Rule],
     tree: ast.Module | None = None,
     apply_noqa: bool = True,
+    input_shapes: dict[str, Shapes] | None = None,
 ) -> FileResult:
     """Parse (unless ``tree`` is given) and analyse one decoded file; never raises for bad input.
 
-    ``apply_noqa=False`` leaves ``# noqa`` to the caller (flake8 applies its own).
+    ``apply_noqa=False`` leaves ``# noqa`` to the caller (flake8 applies its own). ``input_shapes``:
+    the example input shapes of the file's classes (:func:`file_input_shapes`), for the rules to read.
     """
     try:
         if tree is None:
@@ -125,7 +131,7 @@ def lint_source(
         else:
             reason = str(error) or type(error).__name__
         return FileResult(source.path, module, [parse_error(source.path, f"could not parse: {reason}")])
-    context = FileContext(source, module, is_package, tree)
+    context = FileContext(source, module, is_package, tree, input_shapes=dict(input_shapes or {}))
     try:
         from nnlint.engine.analyzer import analyze_tree  # not needed by a run answered from the cache
 
@@ -148,10 +154,25 @@ def lint_source(
 
 
 def place_in_cells(notebook: Any, findings: list[Finding]) -> None:
-    """Give each finding of a notebook its cell (positions stay in the module of the cells)."""
+    """Give each finding of a notebook its cell (positions stay in the module of the cells).
+
+    The rows its message mentions (``(line 12)``) become rows of their cells, as a reader finds them.
+    """
     for finding in findings:
+        placed = finding.cell is not None
         finding.cell, row = notebook.locate(finding.span.row)
         finding.cell_offset = finding.span.row - row
+        if not placed and "line " in finding.message:
+            cell = finding.cell
+            finding.message = _LINE_MENTION.sub(lambda m, cell=cell: _cell_line(notebook, cell, m), finding.message)
+
+
+_LINE_MENTION = re.compile(r"\bline (\d+)\b")
+
+
+def _cell_line(notebook: Any, cell: int | None, mention: re.Match[str]) -> str:
+    number, row = notebook.locate(int(mention.group(1)))
+    return f"line {row}" if number == cell else f"cell {number}, line {row}"
 
 
 def _apply_noqa(source: SourceFile, findings: list[Finding], rules: list[Rule]) -> list[Finding]:
@@ -203,7 +224,7 @@ def lint_job(job: Job) -> FileResult:
     source = read_source(job.path, job.text)
     if isinstance(source, Finding):
         return FileResult(job.path, job.module, [source])
-    return lint_source(source, job.module, job.is_package, _WORKER_RULES)
+    return lint_source(source, job.module, job.is_package, _WORKER_RULES, input_shapes=dict(job.input_shapes))
 
 
 def make_jobs(files: list[Path]) -> tuple[list[Job], set[Path]]:
@@ -214,6 +235,23 @@ def make_jobs(files: list[Path]) -> tuple[list[Job], set[Path]]:
         jobs.append(Job(str(file), module or None, is_package))
         roots.add(root)
     return jobs, roots
+
+
+def file_input_shapes(config: Config, path: str) -> dict[str, Shapes]:
+    """The example input shapes configured for the classes of the file at ``path``: qualname → shapes."""
+    return shapes_in_file(shapes_by_file(config), path, config.root)
+
+
+def with_input_shapes(jobs: list[Job], config: Config) -> list[Job]:
+    """``jobs``, each given the input shapes configured for its file's classes."""
+    grouped = shapes_by_file(config)
+    if not grouped:
+        return jobs
+    shaped = []
+    for job in jobs:
+        found = shapes_in_file(grouped, job.path, config.root)
+        shaped.append(replace(job, input_shapes=tuple(sorted(found.items()))) if found else job)
+    return shaped
 
 
 def run_jobs(
@@ -316,6 +354,7 @@ def lint_paths(
     and a run over files unchanged since an earlier identical run reuses that run's decided findings.
     """
     jobs, roots = make_jobs(files)
+    jobs = with_input_shapes(jobs, settings.config)
     roots.update({settings.config.root, Path.cwd()})
     search = sorted(roots)
     if cache is None or stdin is not None:
@@ -368,7 +407,7 @@ def _lint_jobs(
         if isinstance(decoded, SourceFile):
             sources[filename] = decoded
         module, is_package, root = module_name(Path(os.path.abspath(filename)))
-        jobs.append(Job(filename, module or None, is_package, data))
+        jobs.extend(with_input_shapes([Job(filename, module or None, is_package, data)], settings.config))
         if root not in search:
             search = [*search, root]
     results = run_jobs(jobs, settings.enabled, workers or default_workers(), progress)
@@ -377,7 +416,8 @@ def _lint_jobs(
         for result in results:
             content = digests.get(result.path)
             if content is not None:
-                cache.put(content, by_path[result.path].is_package, result)
+                job = by_path[result.path]
+                cache.put(content, job.is_package, result, job.input_shapes)
         cache.save()
         results = sorted([*results, *cached], key=lambda result: result.path)
     index = ProjectIndex(settings.module_bases, loader=module_loader(search))
@@ -419,7 +459,7 @@ def _run_key(settings: Settings, jobs: list[Job], digests: dict[str, str | None]
     """What a run's decided findings depend on besides files outside the linted set (None: not memoised)."""
     if any(content is None for content in digests.values()):
         return None
-    linted = [(job.path, job.module, job.is_package, digests[job.path]) for job in jobs]
+    linted = [(job.path, job.module, job.is_package, digests[job.path], job.input_shapes) for job in jobs]
     return digest(repr((sorted(settings.enabled), settings.config, [str(p) for p in search], linted)).encode())
 
 
@@ -454,7 +494,7 @@ def _from_cache(
     for job in jobs:
         content = digests.get(job.path)
         if content is not None:
-            result = cache.get(job.path, content, job.module, job.is_package)
+            result = cache.get(job.path, content, job.module, job.is_package, job.input_shapes)
             if result is not None:
                 cached.append(result)
                 continue
@@ -465,7 +505,7 @@ def _from_cache(
             continue
         known[job.path] = digest(data)
         if content is None or known[job.path] != content:
-            result = cache.get(job.path, known[job.path], job.module, job.is_package)
+            result = cache.get(job.path, known[job.path], job.module, job.is_package, job.input_shapes)
             if result is not None:
                 cached.append(result)
                 continue

@@ -18,6 +18,7 @@ from nnlint.engine.model import Finding, Fix, StateDictChange
 from nnlint.engine.runner import (
     LintRun,
     applicable_findings,
+    file_input_shapes,
     forked_map,
     lint_source,
     make_rules,
@@ -269,9 +270,10 @@ def _fix_file(
         outcome.applied_findings.extend(finding for finding in fixable if id(finding.fix) in applied_ids)
         for finding in fixable:
             change = finding.fix.state_dict if id(finding.fix) in applied_ids else None  # type: ignore[union-attr]
-            if change is not None and (change.renames or change.added):
+            if change is not None and (change.renames or change.added or change.transposed):
                 outcome.state_dict_changes.append((finding.module_class or "", change))
-        relinted = lint_source(source.with_text(text), module, is_package, rules, tree=tree)
+        shapes = file_input_shapes(run.settings.config, path)
+        relinted = lint_source(source.with_text(text), module, is_package, rules, tree=tree, input_shapes=shapes)
         run.model.add(relinted)  # (in this file's worker) the model sees the fixed text
         outcome.remaining = applicable_findings(relinted.findings, run.model, run.settings)
     return outcome

@@ -2,6 +2,10 @@
 
 ``nnlint check --fix`` appends to it; ``nnlint migrate-checkpoint`` reads it to
 convert checkpoints saved before the fix. Commit it with the fixed code.
+
+Each class's entry: ``renames`` (old key -> new key), ``added`` keys, ``old_keys`` and
+``children`` (to recognise the class in a checkpoint by its keys) and, when a fix stores a
+weight transposed (NN603), ``transposed``: old keys whose 2-D tensor is transposed.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ def _merge(path: Path, file: str, changes: list[tuple[str, StateDictChange]]) ->
         )
         entry["renames"].update(dict(change.renames))
         entry["added"] = sorted(set(entry["added"]) | set(change.added))
+        if change.transposed:  # relative to the oldest checkpoint: NN603 only ever turns (in, out) into (out, in)
+            entry["transposed"] = sorted(set(entry.get("transposed", [])) | set(change.transposed))
         if not entry["children"]:
             entry["children"] = list(change.children)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 from nnlint import __version__
 from nnlint.engine.config import Config, find_config_file, load_config
 from nnlint.engine.project import ProjectIndex, module_name
-from nnlint.engine.runner import applicable_findings, lint_source, make_rules, module_loader
+from nnlint.engine.runner import applicable_findings, file_input_shapes, lint_source, make_rules, module_loader
 from nnlint.engine.settings import Settings, build_settings
 from nnlint.engine.source import SourceFile
 from nnlint.semantic.model import SemanticModel
@@ -47,7 +47,10 @@ class NnlintChecker:
         module, is_package, root = module_name(path)
         source = SourceFile(str(path), "".join(self.lines))
         rules = make_rules(code for code in settings.enabled if code != "NN001")
-        result = lint_source(source, module or None, is_package, rules, tree=self.tree, apply_noqa=False)
+        shapes = file_input_shapes(settings.config, str(path))
+        result = lint_source(
+            source, module or None, is_package, rules, tree=self.tree, apply_noqa=False, input_shapes=shapes
+        )
         index = ProjectIndex(settings.module_bases, loader=module_loader([root, settings.config.root]))
         index.add(result)
         model = SemanticModel.build(index, [result])

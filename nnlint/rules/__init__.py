@@ -27,7 +27,7 @@ from nnlint.rules.registration import (
     ParametersInPlainContainer,
 )
 from nnlint.rules.runtime_only import EvalNotDeterministic
-from nnlint.rules.shapes import LayerSizeMismatch
+from nnlint.rules.shapes import InputShapeMismatch, LayerRankMismatch, LayerSizeMismatch
 from nnlint.rules.style import StatelessFunctionalInForward
 from nnlint.rules.super_init import MissingSuperInit
 from nnlint.rules.tensor_attributes import PlainTensorAttribute
@@ -38,6 +38,7 @@ from nnlint.rules.train_mode import (
     OppositeTrainingDefault,
 )
 from nnlint.rules.unused_submodule import UnusedSubmodule
+from nnlint.rules.weight_layout import WeightLayoutMismatch
 
 #: Pseudo-codes for problems with a file itself, not a rule's finding.
 PARSE_ERROR = "NN001"
@@ -70,6 +71,9 @@ ALL_RULES: tuple[type[Rule], ...] = (
     NonexistentTorchName,
     StatelessFunctionalInForward,
     LayerSizeMismatch,
+    LayerRankMismatch,
+    WeightLayoutMismatch,
+    InputShapeMismatch,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

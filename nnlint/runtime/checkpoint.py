@@ -1,4 +1,8 @@
-"""``nnlint migrate-checkpoint``: convert a state_dict saved before NN2xx fixes (imports torch)."""
+"""``nnlint migrate-checkpoint``: convert a state_dict saved before NN2xx/NN603 fixes (imports torch).
+
+NN2xx fixes rename keys (and add some); NN603 fixes store a hand-made weight transposed, (out, in)
+instead of (in, out): its 2-D tensor is transposed under its (old) key.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ class Migration:
     mapping: dict[str, str] = field(default_factory=dict)
     added: list[str] = field(default_factory=list)
     modules: list[tuple[str, str]] = field(default_factory=list)  # (prefix, class)
+    #: old keys whose 2-D tensor is transposed (NN603), before they are renamed
+    transposed: set[str] = field(default_factory=set)
 
 
 def _torch() -> Any:
@@ -166,10 +172,11 @@ def plan_by_keys(keys: list[str], classes: dict[str, dict]) -> Migration:
     owners: dict[str, str] = {}
     for qualname, entry in sorted(classes.items()):
         renames: dict[str, str] = entry.get("renames", {})
-        old_keys = set(entry.get("old_keys", [])) or set(renames)
+        changed = set(renames) | set(entry.get("transposed", []))
+        old_keys = set(entry.get("old_keys", [])) or changed
         known_children = set(entry.get("children", []))
         for prefix, names in direct.items():
-            if not set(renames) <= names or not names <= old_keys:
+            if not changed <= names or not names <= old_keys:
                 continue
             if not children.get(prefix, set()) <= known_children:
                 continue
@@ -191,6 +198,7 @@ def _apply_entry(migration: Migration, prefix: str, qualname: str, entry: dict) 
     for old, new in entry.get("renames", {}).items():
         migration.mapping[prefix + old] = prefix + new
     migration.added.extend(prefix + key for key in entry.get("added", []))
+    migration.transposed.update(prefix + key for key in entry.get("transposed", []))
     migration.modules.append((prefix.rstrip(".") or "(root)", qualname))
 
 
@@ -242,6 +250,7 @@ class Converted:
     location: Location
     migration: Migration
     renamed: int  # keys of this state_dict that were renamed
+    transposed: int = 0  # tensors of this state_dict that were transposed (NN603)
 
 
 def migrate(
@@ -268,13 +277,14 @@ def migrate(
             raise MigrationError(f"{where}{error}") from None
         _refuse_leftovers(state, migration, classes, where, model is not None)
         renamed = sum(1 for key in state if key in migration.mapping)
-        if not renamed:
+        transpose = _to_transpose(state, migration, model, where)
+        if not renamed and not transpose:
             continue
-        result = _convert(state, migration, torch)
+        result = _convert(state, migration, torch, transpose)
         if model is not None:
             _check_fits(model, result, where)
         obj = _replace(obj, location, result)
-        converted.append(Converted(location, migration, renamed))
+        converted.append(Converted(location, migration, renamed, len(transpose)))
     if converted:
         _save_atomically(obj, new, torch)
     return converted
@@ -301,13 +311,47 @@ def _refuse_leftovers(
                     f"{where}`{key}` is the old name of a tensor of {qualname} that the fixes renamed, but it "
                     f"would be left unconverted at '{prefix}' ({how}); nothing written"
                 )
+            # with --model, the module tree says exactly which tensors are the fixed class's
+            transposed = [] if with_model or key in migration.transposed else entry.get("transposed", [])
+            for name in transposed:
+                if name in PLAIN_LAYER_KEYS or not (key == name or key.endswith(f".{name}")):
+                    continue
+                prefix = key[: -len(name)].rstrip(".") or "(root)"
+                raise MigrationError(
+                    f"{where}`{key}` may be a weight of {qualname} that the fixes store transposed, but the keys "
+                    f"at '{prefix}' do not fit the class exactly: pass --model; nothing written"
+                )
 
 
-def _convert(state: Mapping[str, Any], migration: Migration, torch: Any) -> dict[str, Any]:
-    """The renamed state_dict (same mapping type, ``_metadata`` kept), with the keys the fixes add."""
+def _to_transpose(state: Mapping[str, Any], migration: Migration, model: Any, where: str) -> set[str]:
+    """The keys of ``state`` to transpose; with the model, those whose shape is the model's already are left.
+
+    Only 2-D tensors are transposed: any other rank is refused (the record says a matrix).
+    """
+    keys = {key for key in migration.transposed if key in state}
+    expected = model.state_dict() if model is not None and keys else {}
+    for key in sorted(keys):
+        value = state[key]
+        if value.dim() != 2:
+            raise MigrationError(
+                f"{where}`{key}` has {value.dim()} dimensions: only a 2-D weight is transposed; nothing written"
+            )
+        target = expected.get(migration.mapping.get(key, key))
+        if target is not None and tuple(target.shape) == tuple(value.shape) and value.shape[0] != value.shape[1]:
+            keys.discard(key)  # saved after the fix: (out, in) already
+    return keys
+
+
+def _convert(
+    state: Mapping[str, Any], migration: Migration, torch: Any, transpose: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The renamed state_dict (same mapping type, ``_metadata`` kept), with the keys the fixes add.
+
+    The tensors at ``transpose`` (2-D, old keys) are transposed (NN603: (in, out) becomes (out, in)).
+    """
     converted: dict[str, Any] = type(state)() if type(state) in (dict, OrderedDict) else {}
     for key, value in state.items():
-        converted[migration.mapping.get(key, key)] = value
+        converted[migration.mapping.get(key, key)] = value.t().contiguous() if key in transpose else value
     for key in migration.added:
         if key not in converted and key.endswith("num_batches_tracked"):
             converted[key] = torch.tensor(0, dtype=torch.long)
@@ -318,7 +362,12 @@ def _convert(state: Mapping[str, Any], migration: Migration, torch: Any) -> dict
 
 
 def _check_fits(model: Any, state: dict[str, Any], where: str) -> None:
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # sizes that differ: torch lists each on a line of its own
+        lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+        reason = lines[0] if lines else str(error).strip().splitlines()[0]
+        raise MigrationError(f"{where}the migrated state_dict does not fit the model: {reason}") from None
     problems = [*result.missing_keys, *result.unexpected_keys]
     if problems:
         raise MigrationError(f"{where}the migrated state_dict does not fit the model: {', '.join(problems[:5])}")

@@ -99,6 +99,17 @@ class Site:
 
 
 @dataclass
+class FailedCall:
+    """A torch call the mode saw raise: the function, what it was given, the user code that called it."""
+
+    error: BaseException
+    func: Any
+    args: tuple
+    kwargs: dict
+    site: Site | None
+
+
+@dataclass
 class Recorder:
     """What the mode observed during one run."""
 
@@ -106,6 +117,8 @@ class Recorder:
     plain_tensors: dict[int, tuple[nn.Module, str]]
     findings: dict[tuple, Finding] = field(default_factory=dict)
     random_sites: list[tuple[str, Site]] = field(default_factory=list)
+    #: the last torch call that raised (what the user's line passed it)
+    failed_call: FailedCall | None = None
 
     def report(self, code: str, message: str, site: Site, key: tuple | None = None) -> None:
         """Record a finding once per ``key`` (default: per call site)."""
@@ -235,11 +248,15 @@ class InspectingMode(TorchFunctionMode):
         kwargs = kwargs or {}
         with contextlib.suppress(Exception):  # inspection must never break the model's run
             self._inspect(func, args, kwargs)
-        if self.captured is None:
-            return func(*args, **kwargs)
-        start = len(self.captured.log)
-        result = func(*args, **kwargs)
-        if len(self.captured.log) > start:
+        start = len(self.captured.log) if self.captured is not None else 0
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                site, _ = _user_site(sys._getframe(1))
+                self.recorder.failed_call = FailedCall(error, func, args, kwargs, site)
+            raise
+        if self.captured is not None and len(self.captured.log) > start:
             self.captured.attribute(start, sys._getframe(1))
         return result
 
@@ -365,8 +382,9 @@ def inspect_run(
         with ConstructionTracker(recorder), InspectingMode(recorder, captured):
             return run(model, arguments, train, seed)
     except Exception as error:
-        # a layer failing on what another layer made (not on the input given) disagrees with it
-        finding = shape_failure(error) if finished else None
+        # a layer failing on what another layer made (not on the input given) disagrees with it;
+        # a parameter of the user's own module may contradict the function it is passed to (NN603)
+        finding = shape_failure(error, recorder.failed_call, layer_ran=bool(finished))
         if finding is not None:
             raise ShapeFailure(finding) from None
         raise model_failure(error, "train" if train else None) from None
@@ -379,46 +397,323 @@ SHAPE_ERRORS = re.compile(
     r"mat1 and mat2 shapes cannot be multiplied|to have \d+ channels, but got \d+ channels"
     r"|running_mean should contain \d+ elements|Given normalized_shape=|input\.size\(-1\) must be equal to input_size"
 )
+#: how torch words a tensor of a rank a layer does not take
+RANK_ERRORS = re.compile(
+    r"Expected \d+D \(unbatched\) or \d+D \(batched\) input to \w+"  # convolutions
+    r"|expected \d+D(?: or \d+D)? input \(got \d+D input\)"  # batch and instance norms
+    r"|\d+D or \d+D \(batch mode\) tensor"  # max pooling
+    r"|Expected \d+ to \d+ dimensions, but got \d+-dimensional tensor"  # average pooling
+    r"|Expected \d+D or \d+D tensor, but got"  # adaptive pooling
+    r"|Expected input to be \d+D or \d+D, got \d+D instead"  # recurrent layers
+    r"|Expected at least \d+ dimensions for input tensor|expects input to have at least \d+ dimensions"
+    r"|input Tensors supported \(got \d+D\)"  # upsampling
+    r"|unbatched \d+D or batched \d+D tensor but received"  # attention
+)
+#: what torch says when a layer indexes a dimension its input lacks (a rank error when the layer's rank is known)
+OUT_OF_RANGE = "Dimension out of range"
+#: how torch words a weight or bias that does not fit the functional it is passed to
+WEIGHT_ERRORS = re.compile(
+    r"The expanded size of the tensor|weight should have at least \w+ dimensions|expected bias to be"
+    r"|must be 2-D|size does not match weight size|Expected weight to be of same shape|should contain \d+ elements"
+    r"|expected stride to be a single integer value or a list of \d+ values|expects a tensor with <= 2 dimensions"
+)
+#: the exceptions torch raises for a shape it does not take
+SHAPE_EXCEPTIONS = (RuntimeError, ValueError, IndexError, NotImplementedError, AssertionError)
 
 
 class ShapeFailure(RuntimeProblem):
-    """The model crashed on a size mismatch inside a layer: the NN601 finding at the line that called it."""
+    """The model crashed on a shape error: the NN601/NN602/NN603 finding at the user's line."""
 
     def __init__(self, finding: Finding) -> None:
         super().__init__(finding.message)
         self.finding = finding
 
 
-def shape_failure(error: BaseException) -> Finding | None:
-    """NN601 for a size mismatch torch raised inside a layer, at the user's line that called the layer."""
-    if not isinstance(error, RuntimeError) or not SHAPE_ERRORS.search(str(error)):
+def shape_failure(error: BaseException, call: FailedCall | None = None, layer_ran: bool = True) -> Finding | None:
+    """The finding for a shape error the model raised, at the user's line; None when it is none of these.
+
+    NN603: a torch function the user's ``forward`` called directly (``call``, what the mode saw raise)
+    with an ``nn.Parameter`` of the module whose shape contradicts it. NN601 (a size) or NN602 (a
+    rank): a layer that cannot take what reaches it, at the line that called the layer. ``layer_ran``:
+    whether a layer with weights ran first; when not, what does not fit may be the input given, and
+    only a weight that contradicts another weight of the same call is reported.
+    """
+    if call is not None and call.error is error:
+        finding = _weight_failure(call, layer_ran)
+        if finding is not None:
+            return finding
+    return _layer_failure(error) if layer_ran else None
+
+
+def _layer_failure(error: BaseException) -> Finding | None:
+    """NN601/NN602 for a size or rank torch rejected inside a layer, at the user's line that called the layer."""
+    text = str(error)
+    size = isinstance(error, RuntimeError) and SHAPE_ERRORS.search(text) is not None
+    rank = isinstance(error, SHAPE_EXCEPTIONS) and (RANK_ERRORS.search(text) is not None or OUT_OF_RANGE in text)
+    if not (size or rank):
         return None
     caller: tuple[types.FrameType, int] | None = None
     layer: nn.Module | None = None
+    received: torch.Tensor | None = None
     for frame, row in traceback.walk_tb(error.__traceback__):
         filename = frame.f_code.co_filename
         this = frame.f_locals.get("self")
         if filename.startswith(TORCH_DIR):
             if caller is not None and layer is None and isinstance(this, nn.Module) and not list(this.children()):
                 layer = this
+            if layer is not None and this is layer and received is None:
+                received = _first_argument(frame)
         elif not filename.startswith(NNLINT_DIR):
-            caller, layer = (frame, row), None
+            caller, layer, received = (frame, row), None, None
     if caller is None or layer is None:
         return None
     frame, row = caller
     owner = frame.f_locals.get("self")
     name = next((n for n, m in owner.named_children() if m is layer), None) if isinstance(owner, nn.Module) else None
     shown = f"`self.{name}`" if name else f"a `{type(layer).__name__}`"
+    shown += f" (`{_layer_repr(layer)}`)"
+    problem = text.strip().splitlines()[0]
+    if size:
+        code = "NN601"
+        message = f"{shown} cannot take what reaches it: {problem}"
+    else:
+        code = "NN602"
+        ranks = expected_ranks(layer)
+        if RANK_ERRORS.search(text) is None and (received is None or ranks is None or received.dim() in ranks):
+            return None  # an index out of range that is not the input's rank
+        got = f"a {received.dim()}-D tensor of shape {_shape(received)}" if received is not None else "what reaches it"
+        if ranks is not None and received is not None:
+            message = f"{shown} expects {_ranks_text(ranks)} input but gets {got}"
+        else:
+            message = f"{shown} cannot take {got}: {problem}"
     _, column, end_column = _position(frame) if frame.f_lineno == row else (row, 0, 1)
-    problem = str(error).strip().splitlines()[0]
-    message = f"{shown} (`{_layer_repr(layer)}`) cannot take what reaches it: {problem} (found by running the model)"
     span = Span(row, column, row, max(end_column, column + 1))
-    return Finding("NN601", message, frame.f_code.co_filename, span, noqa_row=row)
+    return Finding(code, f"{message} (found by running the model)", frame.f_code.co_filename, span, noqa_row=row)
+
+
+def _first_argument(frame: types.FrameType) -> torch.Tensor | None:
+    """The tensor a module's call received (``Module._call_impl(self, *args)`` or ``forward(self, input)``)."""
+    arguments = frame.f_locals.get("args")
+    if isinstance(arguments, tuple):
+        return arguments[0] if arguments and isinstance(arguments[0], torch.Tensor) else None
+    code = frame.f_code
+    if code.co_name == "forward" and code.co_argcount >= 2:
+        value = frame.f_locals.get(code.co_varnames[1])
+        return value if isinstance(value, torch.Tensor) else None
+    return None
+
+
+#: layers that take an unbatched (N-D) or a batched ((N+1)-D) input, their N by the suffix ``1d``/``2d``/``3d``
+_SPATIAL_LAYERS: tuple[type, ...] = (
+    nn.modules.conv._ConvNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.pooling._LPPoolNd,
+    nn.modules.pooling._MaxUnpoolNd,
+    nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def expected_ranks(layer: nn.Module) -> tuple[int, ...] | None:
+    """The ranks of input a torch layer takes (``nn.BatchNorm1d``: 2 or 3), None when not known."""
+    if isinstance(layer, nn.RNNBase):
+        return (2, 3)
+    base = next((c for c in type(layer).__mro__ if c.__module__.startswith("torch.nn.")), None)
+    match = re.search(r"([123])d$", base.__name__) if base is not None else None
+    if match is None:
+        return None
+    dims = int(match.group(1))
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and not isinstance(layer, nn.SyncBatchNorm):
+        return (2, 3) if dims == 1 else (dims + 2,)
+    if isinstance(layer, _SPATIAL_LAYERS):
+        return (dims + 1, dims + 2)
+    return None
+
+
+def _ranks_text(ranks: tuple[int, ...]) -> str:
+    return "a " + " or ".join(f"{rank}-D" for rank in ranks)
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return str(list(tensor.shape))
 
 
 def _layer_repr(layer: nn.Module) -> str:
     text = repr(layer)
     return text if len(text) <= 80 else f"{type(layer).__name__}(...)"
+
+
+# -- NN603: a hand-made weight that contradicts the function it is passed to ----------------------
+
+
+#: the functions whose weight layout is known, with the number of spatial dimensions of a convolution
+_CONVOLUTIONS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_TRANSPOSED_CONVOLUTIONS = {F.conv_transpose1d: 1, F.conv_transpose2d: 2, F.conv_transpose3d: 3}
+#: the operators a tensor method is called by (``x @ w`` reaches the mode as ``Tensor.matmul``)
+_OPERATORS = {"matmul": "@", "mul": "*", "add": "+", "sub": "-", "div": "/"}
+
+
+def _weight_failure(call: FailedCall, layer_ran: bool) -> Finding | None:
+    """NN603 when a parameter the user's own ``forward`` passed to a torch function does not fit it."""
+    site = call.site
+    if site is None or site.owner is None or site.actor is not site.owner:
+        return None  # not called directly by the user's module (a torch layer made the call)
+    if not isinstance(call.error, SHAPE_EXCEPTIONS) or not _raised_at(call.error, site):
+        return None
+    names = _parameter_names(site.owner)
+    if not any(id(tensor) in names for tensor in (*_tensors(call.args), *_tensors(call.kwargs))):
+        return None
+    verdict = _explain(call, names)
+    if verdict is None:
+        return None
+    message, needs_input = verdict
+    if needs_input and not layer_ran:
+        return None  # the first call on the input given: the input may be what is wrong
+    span = Span(site.row, site.column, site.row, max(site.end_column, site.column + 1))
+    return Finding("NN603", f"{message} (found by running the model)", site.path, span, noqa_row=site.row)
+
+
+def _raised_at(error: BaseException, site: Site) -> bool:
+    """Whether torch raised the error for the call at ``site`` itself (no user code ran inside the call)."""
+    user = [
+        (frame.f_code.co_filename, row)
+        for frame, row in traceback.walk_tb(error.__traceback__)
+        if not frame.f_code.co_filename.startswith((TORCH_DIR, NNLINT_DIR))
+    ]
+    return bool(user) and user[-1] == (site.path, site.row)
+
+
+def _parameter_names(owner: nn.Module) -> dict[int, str]:
+    """``id(parameter) -> "self.w"`` for the parameters of ``owner`` and its submodules (its own first)."""
+    names: dict[int, str] = {}
+    for name, parameter in owner.named_parameters():
+        names.setdefault(id(parameter), "self." + re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", name))
+    return names
+
+
+def _explain(call: FailedCall, names: dict[int, str]) -> tuple[str, bool] | None:
+    """What does not fit, and whether the input given takes part in it (None when no parameter is at fault)."""
+    function = _function_name(call.func)
+    if call.func is F.linear:
+        return _explain_linear(call, names, function)
+    if call.func in _CONVOLUTIONS or call.func in _TRANSPOSED_CONVOLUTIONS:
+        return _explain_convolution(call, names, function)
+    text = str(call.error)
+    if not (SHAPE_ERRORS.search(text) or RANK_ERRORS.search(text) or WEIGHT_ERRORS.search(text)):
+        return None
+    tensors = [*_tensors(call.args), *_tensors(call.kwargs)]
+    mine = [t for t in tensors if id(t) in names]
+    others = [t for t in tensors if id(t) not in names]
+    weights = " and ".join(f"`{names[id(t)]}` (shape {_shape(t)})" for t in mine)
+    given = f" with a tensor of shape {_shape(others[0])}" if others else ""
+    problem = text.strip().splitlines()[0]
+    return f"{function} cannot take {weights}{given}: {problem}", bool(others)
+
+
+def _explain_linear(call: FailedCall, names: dict[int, str], function: str) -> tuple[str, bool] | None:
+    x = _argument(call.args, call.kwargs, "input", 0, None)
+    weight = _argument(call.args, call.kwargs, "weight", 1, None)
+    bias = _argument(call.args, call.kwargs, "bias", 2, None)
+    if not isinstance(weight, torch.Tensor):
+        return None
+    if weight.dim() > 2:
+        if id(weight) in names:
+            layout = "a 2-D weight (out_features, in_features)"
+            return f"{function} takes {layout} but `{names[id(weight)]}` has shape {_shape(weight)}", False
+        return None
+    if isinstance(x, torch.Tensor) and x.dim() and weight.dim() == 2 and x.shape[-1] != weight.shape[1]:
+        if id(weight) not in names:
+            return None
+        name, features = names[id(weight)], x.shape[-1]
+        message = (
+            f"{function} takes its weight as (out_features, in_features) but `{name}` has shape "
+            f"{_shape(weight)} for an input of shape {_shape(x)}"
+        )
+        if weight.shape[0] == features:
+            fitting = [weight.shape[1], weight.shape[0]]
+            return f"{message}: it is stored (in_features, out_features); {fitting} would fit", True
+        return f"{message}: {weight.shape[1]} input features expected, {features} given", True
+    if isinstance(bias, torch.Tensor) and weight.dim() == 2 and tuple(bias.shape) != (weight.shape[0],):
+        return _bias_message(function, "feature", bias, weight, weight.shape[0], names)
+    return None
+
+
+def _explain_convolution(call: FailedCall, names: dict[int, str], function: str) -> tuple[str, bool] | None:
+    transposed = call.func in _TRANSPOSED_CONVOLUTIONS
+    dims = (_TRANSPOSED_CONVOLUTIONS if transposed else _CONVOLUTIONS)[call.func]
+    x = _argument(call.args, call.kwargs, "input", 0, None)
+    weight = _argument(call.args, call.kwargs, "weight", 1, None)
+    bias = _argument(call.args, call.kwargs, "bias", 2, None)
+    groups = _argument(call.args, call.kwargs, "groups", 6, 1)
+    if not isinstance(weight, torch.Tensor) or not isinstance(groups, int) or groups < 1:
+        return None
+    layout = (
+        "(in_channels, out_channels / groups, *kernel_size)"
+        if transposed
+        else "(out_channels, in_channels / groups, *kernel_size)"
+    )
+    if weight.dim() != dims + 2:
+        if id(weight) in names:
+            name = names[id(weight)]
+            return f"{function} takes a {dims + 2}-D weight {layout} but `{name}` has shape {_shape(weight)}", False
+        return None
+    if not isinstance(x, torch.Tensor) or x.dim() not in (dims + 1, dims + 2):
+        return None  # the input's rank is wrong, not the weight
+    channels = x.shape[-(dims + 1)]
+    expected = weight.shape[0] if transposed else weight.shape[1] * groups
+    outputs = weight.shape[1] * groups if transposed else weight.shape[0]
+    if channels != expected:
+        if id(weight) not in names:
+            return None
+        message = (
+            f"{function} takes its weight as {layout} but `{names[id(weight)]}` has shape {_shape(weight)} "
+            f"for an input of shape {_shape(x)}: {expected} input channels expected, {channels} given"
+        )
+        return message + (f" (groups={groups})" if groups != 1 else ""), True
+    if isinstance(bias, torch.Tensor) and tuple(bias.shape) != (outputs,):
+        return _bias_message(function, "channel", bias, weight, outputs, names)
+    return None
+
+
+def _bias_message(
+    function: str, unit: str, bias: torch.Tensor, weight: torch.Tensor, outputs: int, names: dict[int, str]
+) -> tuple[str, bool] | None:
+    if id(bias) not in names and id(weight) not in names:
+        return None
+    shown_bias = f"`{names[id(bias)]}`" if id(bias) in names else "the bias"
+    shown_weight = f"`{names[id(weight)]}`" if id(weight) in names else "the weight"
+    message = (
+        f"{function} takes a bias of one value per output {unit} but {shown_bias} has shape {_shape(bias)} "
+        f"while {shown_weight} has shape {_shape(weight)} ({outputs} output {unit}s)"
+    )
+    return message, False
+
+
+def _function_name(func: Any) -> str:
+    """How the call reads in user code, quoted: ```F.linear```, ```@` (`Tensor.matmul`)``."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if getattr(F, name, None) is func:
+        return f"`F.{name}`"
+    if getattr(torch, name, None) is func:
+        return f"`torch.{name}`"
+    if getattr(torch.Tensor, name, None) is func:
+        operator = _OPERATORS.get(name)
+        return f"`{operator}` (`Tensor.{name}`)" if operator else f"`Tensor.{name}`"
+    return f"`{name}`"
+
+
+def first_batch_failure(model: nn.Module, arguments: tuple, train: bool) -> Finding | None:
+    """The NN601/NN602/NN603 finding for the shape error ``model`` raises on ``arguments`` (under the
+    mode, as ``nnlint runtime`` runs it); None when it runs, or fails otherwise."""
+    try:
+        inspect_run(model, arguments, train, 1234, Recorder(train, {}))
+    except ShapeFailure as failure:
+        return failure.finding
+    except Exception:
+        return None
+    return None
 
 
 def model_failure(error: BaseException, mode: str | None = None) -> RuntimeProblem:
@@ -483,18 +778,29 @@ def runtime_lint(
 
 
 def _compared_with_static(finding: Finding) -> Finding:
-    """The runtime NN601, saying whether static analysis found it too (and when not, that it could not)."""
+    """The runtime NN601/NN602/NN603, saying whether static analysis found the same code at the same
+    row too (and when not, that it could not)."""
     from nnlint.api import lint_text
+    from nnlint.engine.config import ConfigError
 
+    seen = False
     try:
         with open(finding.path, "rb") as stream:
-            static = lint_text(stream.read(), filename=finding.path, select=["NN601"]).findings
+            static = lint_text(stream.read(), filename=finding.path, select=[finding.code]).findings
+        seen = any(other.code == finding.code and other.span.row == finding.span.row for other in static)
+    except ConfigError:
+        pass  # no static rule of that code (yet): it did not see it
     except (OSError, ValueError):
         return finding
-    if any(other.span.row == finding.span.row for other in static):
+    if seen:
         return replace(finding, message=f"{finding.message}; `nnlint check` reports it too")
-    note = "; `nnlint check` did not see it (a size it cannot read or a flow it does not follow)"
+    what = STATIC_BLIND_SPOTS.get(finding.code, "a shape it cannot read")
+    note = f"; `nnlint check` did not see it ({what} or a flow it does not follow)"
     return replace(finding, message=finding.message + note)
+
+
+#: what static analysis could not read when it misses a finding the run shows
+STATIC_BLIND_SPOTS = {"NN601": "a size it cannot read", "NN602": "a rank it cannot read"}
 
 
 def _difference(first: Any, second: Any) -> float | None:

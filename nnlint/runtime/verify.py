@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from nnlint.fixes.apply import FileFix
 
 STRUCTURAL_PREFIX = "NN2"
+#: the codes whose fixes repair a crash of the original (a weight stored in the wrong layout)
+REPAIRING_CODES = frozenset({"NN603"})
 
 
 class VerifyError(Exception):
@@ -56,6 +58,11 @@ class ClassCheck:
     keeps_modes: list[str] = field(default_factory=lambda: ["eval", "train"])
     eval_deterministic: bool = False
     structural: bool = False
+    #: codes of the run-time shape errors of the original the fixes repair (NN603): when the original
+    #: fails its first batch with one of them, the fixed model only has to run, with finite outputs
+    repairs: list[str] = field(default_factory=list)
+    #: state_dict keys whose 2-D tensors are carried transposed from the original to the fixed module
+    transposed: list[str] = field(default_factory=list)
 
 
 def resolve_device(option: str) -> str:
@@ -100,10 +107,14 @@ def plan_checks(path: str, module: str, applied: list[Finding], config: Config) 
         check.eval_deterministic |= fix.makes_eval_deterministic
         check.structural |= finding.code.startswith(STRUCTURAL_PREFIX)
         check.adds_state_of.extend(name for name in fix.adds_state_of if name not in check.adds_state_of)
+        if finding.code in REPAIRING_CODES and finding.code not in check.repairs:
+            check.repairs.append(finding.code)
         if fix.state_dict is not None:
             check.renames.update(dict(fix.state_dict.renames))
             check.added.extend(fix.state_dict.added)
             check.new_children.extend(fix.state_dict.new_children)
+            transposed = getattr(fix.state_dict, "transposed", ())
+            check.transposed.extend(key for key in transposed if key not in check.transposed)
     return list(checks.values())
 
 

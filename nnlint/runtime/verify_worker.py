@@ -110,12 +110,83 @@ def verify_class(check: dict, original: Any, fixed: Any, device: str, related: d
         configured = configured_input(check["input"], original, old_class) if check.get("input") else None
         arguments = example_input(old, new, configured)
     except RuntimeProblem as problem:
-        return _result(check, "skipped", str(problem))
+        found = None if check.get("input") else _input_the_original_fails(old, new, check, device)
+        if found is None:
+            return _result(check, "skipped", str(problem))
+        arguments, failure = found
+        return _failing_original(check, new, arguments, failure)
     arguments = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in arguments)
     try:
         return _compare(check, old, new, arguments, device)
     except Exception as error:
+        failure = _original_failure(old, arguments, check)
+        if failure is not None:
+            return _failing_original(check, new, arguments, failure)
         return _result(check, "failed", f"running the models failed: {type(error).__name__}: {error}")
+
+
+def _modes(check: dict) -> list[str]:
+    return sorted(check["keeps_modes"]) or ["eval"]
+
+
+def _original_failure(old: Any, arguments: tuple, check: dict) -> Any:
+    """The NN601/NN602/NN603 finding for the shape error the original raises on ``arguments`` (as
+    ``nnlint runtime`` maps it), in the first mode it fails; None when it is not one."""
+    from nnlint.runtime.lint import first_batch_failure
+
+    for mode in _modes(check):
+        finding = first_batch_failure(old, arguments, mode == "train")
+        if finding is not None:
+            return finding
+    return None
+
+
+def _input_the_original_fails(old: Any, new: Any, check: dict, device: str) -> tuple[tuple, Any] | None:
+    """With no input both models accept: the first candidate the fixed model accepts on which the
+    original fails with a shape error of its own, and that error (None when there is none)."""
+    import torch
+
+    from nnlint.runtime.models import candidate_inputs, run
+
+    for candidate in candidate_inputs(new, old):
+        arguments = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in candidate)
+        try:
+            run(new, arguments, train=False, seed=0)
+        except Exception:
+            continue
+        failure = _original_failure(old, arguments, check)
+        if failure is not None:
+            return arguments, failure
+    return None
+
+
+def _failing_original(check: dict, new: Any, arguments: tuple, failure: Any) -> dict:
+    """The original fails its first batch with ``failure``: failed, unless the fixes repair exactly
+    that (``repairs``) and the fixed model runs with finite outputs in every mode the fixes keep."""
+    import torch
+
+    from nnlint.runtime.models import run, tensors_of
+    from nnlint.runtime.notebook import position
+
+    where = f"{failure.code} at {position(failure.path, failure.span.row)}: {failure.message}"
+    if failure.code not in check.get("repairs", []):
+        return _result(check, "failed", f"the original model fails its first batch: {where}")
+    before = f"the original failed its first batch ({where})"
+    for mode in _modes(check):
+        try:
+            outputs = tensors_of(run(new, arguments, mode == "train", seed=1234))
+        except Exception as error:
+            lines = str(error).strip().splitlines()
+            detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+            return _result(check, "failed", f"{before}; the fixed model fails too in {mode} mode: {detail}")
+        if not all(torch.isfinite(t).all() for t in outputs if t.is_floating_point() or t.is_complex()):
+            return _result(check, "failed", f"{before}; the fixed model gives non-finite outputs in {mode} mode")
+    if check.get("eval_deterministic"):
+        first = tensors_of(run(new, arguments, False, seed=1))
+        second = tensors_of(run(new, arguments, False, seed=2))
+        if not all(torch.equal(a, b) for a, b in zip(first, second, strict=True)):
+            return _result(check, "failed", f"{before}; the fixed model still varies between two eval runs")
+    return _result(check, "verified", f"{before}; the fixed model runs")
 
 
 @dataclass
@@ -126,6 +197,8 @@ class Contract:
     added: list[str] = field(default_factory=list)
     #: submodules a fix adds, all of whose keys are new
     fresh: list[str] = field(default_factory=list)
+    #: keys whose 2-D tensors the fixed module holds transposed (a weight stored in the other layout)
+    transposed: list[str] = field(default_factory=list)
 
 
 def _contract(old: Any, new: Any, related: dict[int, dict]) -> Contract | str:
@@ -144,6 +217,7 @@ def _contract(old: Any, new: Any, related: dict[int, dict]) -> Contract | str:
             contract.renames.update({prefix + a: prefix + b for a, b in entry.get("renames", {}).items()})
             contract.added.extend(prefix + key for key in entry.get("added", []))
             contract.fresh.extend(prefix + name for name in entry.get("new_children", []))
+            contract.transposed.extend(prefix + key for key in entry.get("transposed", []))
             for attribute in entry.get("adds_state_of", []):
                 problem = _register_plain(old_module, attribute)
                 if problem:
@@ -193,9 +267,11 @@ def _register_plain(module: Any, attribute: str) -> str | None:
 def _carry_weights(old: Any, new: Any, related: dict[int, dict]) -> str | None:
     """Load the old weights into the new module through what the fixes promise; None when it fits.
 
-    Renamed keys move; keys a fix adds (``num_batches_tracked``) are filled; submodules a fix adds
-    (``new_children``) must be registered, their keys are new; containers a fix registers
-    (``adds_state_of``) bring their old contents' keys and weights. Nothing else may change.
+    Renamed keys move; keys a fix transposes (``transposed``: a weight the fix stores in the layout
+    its function takes) carry their 2-D tensors transposed; keys a fix adds (``num_batches_tracked``)
+    are filled; submodules a fix adds (``new_children``) must be registered, their keys are new;
+    containers a fix registers (``adds_state_of``) bring their old contents' keys and weights.
+    Nothing else may change.
     """
     import torch
 
@@ -210,6 +286,15 @@ def _carry_weights(old: Any, new: Any, related: dict[int, dict]) -> str | None:
             return f"the fixed module does not register {name}"
     fresh = {f"{name}.{key}" for name, module in fresh_modules for key in module.state_dict()}
     migrated = {contract.renames.get(key, key): value for key, value in old.state_dict().items()}
+    for key in contract.transposed:  # an old key, or the key it is renamed to
+        carried = contract.renames.get(key, key)
+        carried = carried if carried in migrated else key
+        value = migrated.get(carried)
+        if value is None:
+            return f"the fixes transpose {key}, which the original state_dict lacks"
+        if value.dim() != 2:
+            return f"the fixes transpose {key}, which is not 2-D (shape {list(value.shape)})"
+        migrated[carried] = value.t().contiguous()
     for key in contract.added:
         migrated.setdefault(key, torch.tensor(0, dtype=torch.long))
     expected, actual = set(migrated), set(new.state_dict()) - fresh
