@@ -23,7 +23,7 @@ from nnlint.engine.context import ClassSite, FileContext, FunctionContext
 from nnlint.engine.names import Scope, qualified_name, self_attribute, walk
 from nnlint.semantic.dims import Dim, Env, Value, ValueList, as_dim
 from nnlint.semantic.shapes import (
-    KNOWN_LAYERS,
+    NEEDED_ARGS,
     NN,
     UNKNOWN,
     Axis,
@@ -99,6 +99,9 @@ class ClassIndex:
         self._stores: Counter[str] | None = None
         self._looks_assigned: Counter[str] | None = None
         self._maybe_hidden: set[str] = set()
+        self._special_targets = False
+        #: the text of ``forward`` and the methods it calls (set by the cheap gate)
+        self.forward_text = ""
         for klass in self.classes:
             for node in klass.body:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -140,13 +143,11 @@ class ClassIndex:
         if self._looks_assigned is None:
             text = "\n".join(self.file.lines_of(klass) for klass in self.classes)
             self._looks_assigned = Counter(_LOOKS_ASSIGNED.findall(text))
-            hidden = set(_MAYBE_TARGET.findall(text))
-            for line in _TARGET_LINES.findall(text):
-                hidden.update(_ATTRIBUTE.findall(line))
-            self._maybe_hidden = hidden
+            self._maybe_hidden = set(_MAYBE_TARGET.findall(text))
+            self._special_targets = _SPECIAL_TARGET.search(text) is not None
         if self._looks_assigned[name] != 1:
             return False
-        if name not in self._maybe_hidden:
+        if name not in self._maybe_hidden and not self._special_targets:
             return True
         if self._stores is None:
             self._stores = Counter(
@@ -160,7 +161,7 @@ class ClassIndex:
 
 _LOOKS_ASSIGNED = re.compile(r"\.(\w+)\s*(?:=(?!=)|:[^=\n]*=|[-+*/@|&%]=)")
 _MAYBE_TARGET = re.compile(r"\.(\w+)\s*[,)\]]")
-_TARGET_LINES = re.compile(r"^[^\n]*\b(?:del|as|for)\b[^\n]*$", re.MULTILINE)
+_SPECIAL_TARGET = re.compile(r"\b(?:del|as|for)\s+\w+\.")
 _ATTRIBUTE = re.compile(r"\.(\w+)")
 
 
@@ -1119,6 +1120,8 @@ def _weight_problem(node: ast.Call, function: str, weight: ParameterShape, got: 
     return Problem(code, node, message, {"parameter": weight.name, "swap": swapped, "factory": weight.factory})
 
 
+#: layers that check or set a size or a rank (not activations, dropout, ``Identity``)
+SIZED_LAYERS = frozenset({kind for kind, needed in NEEDED_ARGS.items() if needed} | {"Sequential"})
 #: what in ``forward``'s text can fix a rank or a size without a second layer
 _SHAPING_WORDS = re.compile(r"\b(?:view|reshape|flatten|Flatten|cat|concat|concatenate)\b")
 _WEIGHT_WORDS = re.compile(r"\b(?:linear|conv[123]d)\(")
@@ -1138,7 +1141,7 @@ def _worth_following(site: ClassSite, index: ClassIndex) -> set[str] | bool | No
     held = {
         a.name
         for a in facts.assignments
-        if (a.value.kind == "layer" and a.value.name.rsplit(".", 1)[-1] in KNOWN_LAYERS)
+        if (a.value.kind == "layer" and a.value.name.rsplit(".", 1)[-1] in SIZED_LAYERS)
         or a.value.kind in ("parameter", "self_call")
     }
     if not held:
@@ -1151,6 +1154,7 @@ def _worth_following(site: ClassSite, index: ClassIndex) -> set[str] | bool | No
         reached.add(method)
         pending.extend(call.name for call in facts.methods[method].self_calls)
     text = "\n".join(site.file.lines_of(index.methods[m][0]) for m in reached if m in index.methods)
+    index.forward_text = text
     needed = set(_ATTRIBUTE.findall(text))  # every attribute forward's code reads
     called = {call.name for m in reached for call in facts.methods[m].self_calls} & held
     parameters = {a.name for a in facts.assignments if a.value.kind == "parameter"} & needed
@@ -1175,7 +1179,75 @@ def class_problems(site: ClassSite) -> list[Problem]:
     built = Builder(index, needed if isinstance(needed, set) else None).build()
     if not built.layers and not built.parameters:
         return []
+    if isinstance(needed, set) and not _may_disagree(built, index.forward_text):
+        return []
     return Flow(index, built, inputs).run()
+
+
+def _may_disagree(built: Built, text: str) -> bool:
+    """Whether following ``forward`` can prove anything, judged on the built layers alone (cheap).
+
+    Sizes in ``forward`` come from the layers' outputs, or are derived by ``view``/``flatten``/
+    ``cat`` or a hand-made weight: without those, a problem needs a size some layer makes that
+    provably differs from one a layer expects (or makes: a residual add), or a feature map that
+    can reach a layer of another rank. Different names never provably differ: most classes of a
+    config-driven model are settled here.
+    """
+    if _SHAPING_WORDS.search(text) or (built.parameters and _WEIGHT_WORDS.search(text)):
+        return True
+    made: list[Dim] = []
+    expected: list[Dim] = []
+    kinds: set[str] = set()
+    for layer in built.layers.values():
+        _collect_sizes(layer, made, expected, kinds)
+    if kinds & MAP_LAYERS and kinds & FLAT_CONSUMERS:
+        return True
+    return any(a.differs(b) for a in made for b in (*expected, *made))
+
+
+def _collect_sizes(layer: LayerSpec, made: list[Dim], expected: list[Dim], kinds: set[str]) -> None:
+    kinds.add(layer.kind)
+    for element in layer.elements:
+        if element is not None:
+            _collect_sizes(element, made, expected, kinds)
+    for name in EXPECTED_ARGS.get(layer.kind, ()):
+        value = layer.arg(name)
+        expected.extend(v for v in (value if isinstance(value, ValueList) else (value,)) if isinstance(v, Dim))
+    for name in MADE_ARGS.get(layer.kind, ()):
+        value = layer.dim(name)
+        if value is not None and value.constant != 0:
+            made.extend((value, value * Dim.of(2)))  # (twice: a bidirectional RNN)
+
+
+#: the constructor arguments that say what size a layer expects, and what size it makes
+EXPECTED_ARGS = {
+    "Linear": ("in_features",),
+    "LayerNorm": ("normalized_shape",),
+    "GroupNorm": ("num_channels",),
+    "MultiheadAttention": ("embed_dim", "kdim", "vdim"),
+    **dict.fromkeys(("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+                    ("in_channels",)),
+    **dict.fromkeys(("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d",
+                     "InstanceNorm3d"), ("num_features",)),
+    **dict.fromkeys(("RNN", "LSTM", "GRU"), ("input_size",)),
+    **dict.fromkeys(("TransformerEncoderLayer", "TransformerDecoderLayer"), ("d_model",)),
+}  # fmt: skip
+MADE_ARGS = {
+    "Linear": ("out_features",),
+    "Embedding": ("embedding_dim",),
+    "MultiheadAttention": ("embed_dim",),
+    **dict.fromkeys(("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+                    ("out_channels",)),
+    **dict.fromkeys(("RNN", "LSTM", "GRU"), ("hidden_size", "proj_size")),
+    **dict.fromkeys(("TransformerEncoderLayer", "TransformerDecoderLayer"), ("d_model",)),
+}  # fmt: skip
+#: layers whose output is a feature map (channels first), and layers a map must not reach unflattened
+MAP_LAYERS = frozenset(
+    {"Conv2d", "Conv3d", "ConvTranspose2d", "ConvTranspose3d", "BatchNorm2d", "BatchNorm3d", "MaxPool2d",
+     "MaxPool3d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d",
+     "AdaptiveMaxPool3d", "InstanceNorm2d", "InstanceNorm3d", "Conv1d", "ConvTranspose1d", "MaxPool1d", "AvgPool1d"}
+)  # fmt: skip
+FLAT_CONSUMERS = frozenset({"Linear", "BatchNorm1d", "InstanceNorm1d", "RNN", "LSTM", "GRU", "Flatten"})
 
 
 def sequential_problems(call: ast.Call, code: FunctionContext, file: FileContext) -> list[Problem]:
