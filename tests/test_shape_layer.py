@@ -133,6 +133,26 @@ FLAGGED = {
         "        self.b = nn.Linear(dim, 10)\n",
         ("NN601", 12, "`self.b` expects dim input features but `self.a` (line 9) produces 2 * dim"),
     ),
+    "through upsampling": (
+        "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.Upsample(scale_factor=2), nn.Conv2d(32, 8, 3))\n",
+        ("NN601", 6, "`nn.Conv2d(32, 8, 3)` expects 32 input channels but `nn.Conv2d(3, 16, 3)` (line 6) produces 16"),
+    ),
+    "through padding": (
+        "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ZeroPad2d(1), nn.BatchNorm2d(8))\n",
+        ("NN601", 6, "`nn.BatchNorm2d(8)` expects 8 channels (num_features) but `nn.Conv2d(3, 16, 3)`"),
+    ),
+    "a 3-d convolution into its norm": (
+        "m = nn.Sequential(nn.Conv3d(1, 8, 3), nn.BatchNorm3d(16))\n",
+        ("NN601", 6, "`nn.BatchNorm3d(16)` expects 16 channels (num_features) but `nn.Conv3d(1, 8, 3)`"),
+    ),
+    "a transformer layer's d_model": (
+        "m = nn.Sequential(nn.Linear(16, 64), nn.TransformerEncoderLayer(128, 8))\n",
+        ("NN601", 6, "`nn.TransformerEncoderLayer(128, 8)` expects 128 features (d_model)"),
+    ),
+    "an affine instance norm": (
+        "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.InstanceNorm2d(8, affine=True))\n",
+        ("NN601", 6, "`nn.InstanceNorm2d(8, affine=True)` expects 8 channels (num_features)"),
+    ),
     "flattened into a convolution": (
         _model("self.conv = nn.Conv2d(1, 8, 3)\n", "x = x.view(x.size(0), -1)\nreturn self.conv(x)\n"),
         (
@@ -247,6 +267,8 @@ QUIET = {
         "self.conv = nn.Conv2d(3, 64, 3)\nself.norm = nn.LayerNorm(64)\n",
         "return self.norm(self.conv(x).permute(0, 2, 3, 1))\n",
     ),
+    "an instance norm without weights only warns": "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.InstanceNorm2d(8))\n",
+    "upsampling to a size": "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.Upsample(size=(8, 8)), nn.Conv2d(16, 8, 3))\n",
     "unknown rank into batch norm 1d": _model(
         "self.fc = nn.Linear(8, 16)\nself.bn = nn.BatchNorm1d(16)\n", "return self.bn(self.fc(x))\n"
     ),
@@ -340,6 +362,27 @@ def test_channels_and_rank_of_the_input(tmp_path) -> None:
     assert (
         "`self.conv1` expects a 3-D or 4-D input but gets a 2-D tensor (N, 784) from `the example input`" in messages[2]
     )
+
+
+def test_the_sizes_follow_padding_and_upsampling(tmp_path) -> None:
+    """Padded by 2, the 28x28 input keeps 28 through the 5x5 kernel: 32 x 5 x 5 = 800 is right."""
+    padded = CNN.replace("nn.Conv2d(1, 16, 5)", "nn.Sequential(nn.ZeroPad2d(2), nn.Conv2d(1, 16, 5))")
+    upsampled = CNN.replace("x = x.view(", "x = self.up(x)\n        x = x.view(").replace(
+        "self.fc = nn.Linear(", "self.up = nn.Upsample(scale_factor=2)\n        self.fc = nn.Linear("
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.nnlint.shapes]\n"padded.py::Net" = ["N", 1, 28, 28]\n"upsampled.py::Net" = ["N", 1, 28, 28]\n'
+    )
+    (tmp_path / "padded.py").write_text(padded)
+    (tmp_path / "upsampled.py").write_text(upsampled)
+    assert _check_json(tmp_path, "padded.py") == []
+    (item,) = _check_json(tmp_path, "upsampled.py")
+    assert item["code"] == "NN604"
+    assert (
+        "produces 2048 = 32 x 8 x 8, where 28 → 24 (`self.conv1`) → 12 (`F.max_pool2d`) → 8 (`self.conv2`)"
+        in (item["message"])
+    )
+    assert "→ 4 (`F.max_pool2d`) → 8 (`self.up`)" in item["message"]
 
 
 def test_a_notebook_class_gets_its_input_shape(tmp_path) -> None:

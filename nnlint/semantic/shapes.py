@@ -40,6 +40,15 @@ MAX_POOLS = {"MaxPool1d": 1, "MaxPool2d": 2, "MaxPool3d": 3}
 AVG_POOLS = {"AvgPool1d": 1, "AvgPool2d": 2, "AvgPool3d": 3}
 ADAPTIVE_POOLS = {f"Adaptive{kind}Pool{n}d": n for kind in ("Avg", "Max") for n in (1, 2, 3)}
 RECURRENT = frozenset({"RNN", "LSTM", "GRU"})
+#: layers that keep the channels of a feature map and change (or keep) its spatial sizes
+RESIZING = {
+    "Upsample": 0,  # (any number of spatial dimensions)
+    "UpsamplingNearest2d": 2,
+    "UpsamplingBilinear2d": 2,
+    **{
+        f"{kind}Pad{n}d": n for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular") for n in (1, 2, 3)
+    },
+}
 #: layers whose input's last dimension is ``d_model`` and whose output keeps it
 TRANSFORMER_LAYERS = frozenset({"TransformerEncoderLayer", "TransformerDecoderLayer"})
 KNOWN_LAYERS = (
@@ -52,6 +61,7 @@ KNOWN_LAYERS = (
     | set(AVG_POOLS)
     | set(ADAPTIVE_POOLS)
     | RECURRENT
+    | set(RESIZING)
     | TRANSFORMER_LAYERS
     | {"Linear", "Embedding", "LayerNorm", "GroupNorm", "Flatten", "Sequential", "MultiheadAttention"}
 )
@@ -202,6 +212,8 @@ NEEDED_ARGS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(RECURRENT, ("input_size", "hidden_size", "batch_first", "bidirectional", "proj_size")),
     **dict.fromkeys(TRANSFORMER_LAYERS, ("d_model",)),
     **dict.fromkeys(ELEMENTWISE, ()),
+    **dict.fromkeys(("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"), ("scale_factor",)),
+    **{kind: ("padding",) for kind in RESIZING if "Pad" in kind},
 }
 
 
@@ -552,6 +564,36 @@ def apply_attention(layer: LayerSpec, query: Shape | None, key: Shape | None, va
     return Outcome((base.replaced(-1, _axis(layer, embed)), None), problems)
 
 
+def _resizing(layer: LayerSpec, shape: Shape, node: ast.AST, spatial: int) -> Outcome:
+    """Upsampling and padding: channels kept, spatial sizes scaled or padded when literal."""
+    if spatial == 0:  # nn.Upsample: as many spatial dimensions as the map has
+        if shape.rank is None or shape.rank < 3:
+            return Outcome(None)
+        spatial = shape.rank - 2
+    problem = rank_problem(node, layer, (spatial + 1, spatial + 2), shape)
+    if problem is not None:
+        return Outcome(None, [problem])
+    scale = layer.dim("scale_factor")
+    padding = layer.arg("padding")
+    pads = as_ints(padding, 2 * spatial)
+    sizes: list[Axis | None] = []
+    for index in range(spatial):
+        incoming = shape.axis(index - spatial)
+        size: Dim | None = None
+        if incoming is not None and scale is not None and scale.constant is not None:
+            size = incoming.size * scale
+        elif incoming is not None and pads is not None:
+            left, right = pads[2 * (spatial - 1 - index)], pads[2 * (spatial - 1 - index) + 1]  # last dim first
+            size = incoming.size + left + right
+        trace = (
+            f"{incoming.trace or incoming.size} → {size} (`{layer.name}`)"
+            if size is not None and incoming.from_input
+            else ""
+        )  # type: ignore[union-attr]
+        sizes.append(Axis(size, layer.name, layer.row, "", incoming.from_input, trace) if size is not None else None)  # type: ignore[union-attr]
+    return Outcome(_feature_map(layer, shape, spatial, shape.axis(-spatial - 1), sizes))
+
+
 def _elementwise(layer: LayerSpec, shape: Shape, node: ast.AST) -> Outcome:
     return Outcome(shape)
 
@@ -574,4 +616,5 @@ _FAMILY_HANDLERS: list[tuple[dict[str, int], Callable[[LayerSpec, Shape, ast.AST
     (MAX_POOLS, _pooling),
     (AVG_POOLS, _pooling),
     (ADAPTIVE_POOLS, _adaptive_pooling),
+    (RESIZING, _resizing),
 ]
