@@ -269,6 +269,11 @@ QUIET = {
     ),
     "an instance norm without weights only warns": "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.InstanceNorm2d(8))\n",
     "upsampling to a size": "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.Upsample(size=(8, 8)), nn.Conv2d(16, 8, 3))\n",
+    "arithmetic that explodes in an unrolled loop": _model(
+        "x = dim\nfor _ in range(64):\n    x = x * x\nself.a = nn.Linear(4, x)\nself.b = nn.Linear(dim, 2)\n",
+        "return self.b(self.a(x))\n",
+        "self, dim",
+    ),
     "unknown rank into batch norm 1d": _model(
         "self.fc = nn.Linear(8, 16)\nself.bn = nn.BatchNorm1d(16)\n", "return self.bn(self.fc(x))\n"
     ),

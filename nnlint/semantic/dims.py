@@ -38,6 +38,11 @@ class Dim(NamedTuple):
             return self.terms[0][1]
         return None
 
+    @property
+    def simple(self) -> bool:
+        """Small enough to reason about: few terms, low degree, numbers of reasonable size."""
+        return len(self.terms) <= 16 and all(len(m) <= 6 and abs(c) < 1 << 62 for m, c in self.terms)
+
     def _combine(self, other: Dim, sign: int) -> Dim:
         merged = dict(self.terms)
         for monomial, coefficient in other.terms:
@@ -169,6 +174,12 @@ class Env:
         return Dim.symbol(dotted)
 
     def _binary(self, node: ast.BinOp) -> Value:
+        value = self._combined(node)
+        if isinstance(value, Dim) and not value.simple:
+            return None  # (``x = x * x`` unrolled in a loop: give up before it explodes)
+        return value
+
+    def _combined(self, node: ast.BinOp) -> Value:
         left, right = self.evaluate(node.left), self.evaluate(node.right)
         if isinstance(node.op, ast.Add) and isinstance(left, ValueList) and isinstance(right, ValueList):
             return ValueList((*left, *right))
