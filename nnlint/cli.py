@@ -1268,7 +1268,8 @@ def migrate_checkpoint(
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("arguments", nargs=-1, metavar="TARGET | --script FILE.py [-- ARGS...]")
+@click.option("--script", "script", type=click.Path(path_type=Path), help="Run a training script (NN701).")
 @click.option("--input", "input_expr", help="Python expression for the input (a tuple for several arguments).")
 @click.option("--init", "init_expr", help="Python expression building the model (default: Class()).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -1276,7 +1277,8 @@ def migrate_checkpoint(
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file to use.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain.")
 def runtime(
-    target: str,
+    arguments: tuple[str, ...],
+    script: Path | None,
     input_expr: str | None,
     init_expr: str | None,
     device: str,
@@ -1286,19 +1288,32 @@ def runtime(
 ) -> None:
     """Run TARGET (file.py::Class, nb.ipynb::Class or package.module:Class): report what shows at run time.
 
+    With --script FILE.py (and the script's own arguments after `--`), run a training script as
+    `__main__` instead and report a model left in eval mode when a backward pass runs (NN701); what
+    the script prints goes to stderr.
+
     Exit status: 0 no findings, 1 findings, 2 when TARGET cannot be loaded, built or run (an error the
-    model raises is reported at its line: `file.py:12: Net.forward raised RuntimeError: ...`) and for
-    usage or configuration errors.
+    model or script raises is reported at its line: `file.py:12: Net.forward raised RuntimeError: ...`)
+    and for usage or configuration errors.
     """
     from nnlint.runtime.verify import VerifyError, resolve_device
 
-    try:
-        chosen = resolve_device(device)
-    except VerifyError as error:
-        raise UserError(str(error).replace("--verify needs", "nnlint runtime needs")) from None
-    anchor = Path(target.partition("::")[0]) if "::" in target else Path.cwd()
-    settings = _settings(config_path, [anchor] if anchor.exists() else [], None, (), (), (), runtime=True)
-    findings = _runtime_findings(target, init_expr, input_expr, chosen, settings)
+    if script is not None:
+        findings = _script_findings(script, arguments, input_expr, init_expr, device, config_path)
+    else:
+        if not arguments:
+            raise UserError("nnlint runtime needs a TARGET (file.py::Class) or --script FILE.py")
+        if len(arguments) > 1:
+            extra = " ".join(arguments[1:])
+            raise UserError(f"unexpected arguments after {arguments[0]}: {extra} (arguments after `--` go to --script)")
+        target = arguments[0]
+        try:
+            chosen = resolve_device(device)
+        except VerifyError as error:
+            raise UserError(str(error).replace("--verify needs", "nnlint runtime needs")) from None
+        anchor = Path(target.partition("::")[0]) if "::" in target else Path.cwd()
+        settings = _settings(config_path, [anchor] if anchor.exists() else [], None, (), (), (), runtime=True)
+        findings = _runtime_findings(target, init_expr, input_expr, chosen, settings)
     _print_findings(findings, {}, output_format, unsafe=False)
     if output_format in ("full", "concise"):
         click.echo(
@@ -1307,11 +1322,55 @@ def runtime(
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 
 
+def _script_findings(
+    script: Path,
+    arguments: tuple[str, ...],
+    input_expr: str | None,
+    init_expr: str | None,
+    device: str,
+    config_path: Path | None,
+) -> list[Finding]:
+    """``nnlint runtime --script train.py -- ARGS``: the NN701 findings of running the script."""
+    given = [name for name, value in (("--input", input_expr), ("--init", init_expr)) if value is not None]
+    if device != "auto":
+        given.append("--device")
+    if given:
+        verb = "apply" if len(given) > 1 else "applies"
+        raise UserError(f"{' and '.join(given)} {verb} to a TARGET class, not to --script (it runs as it is)")
+    if script.suffix != ".py":
+        raise UserError(f"--script takes a Python file (.py): {script}")
+    if not script.is_file():
+        raise UserError(f"--script {script}: no such file")
+    from nnlint.runtime.models import RuntimeProblem
+    from nnlint.runtime.script import run_script
+
+    settings = _settings(config_path, [script], None, (), (), (), runtime=True)
+    try:
+        ran = run_script(str(script), list(arguments))
+    except RuntimeProblem as problem:  # the script's own errors too: one line naming its source line
+        raise UserError(str(problem)) from None
+    if ran.interrupted:
+        click.echo("nnlint: note: the script was interrupted: findings up to that point", err=True)
+    return _kept_findings(ran.findings, settings)
+
+
+def _kept_findings(findings: list[Finding], settings: Settings) -> list[Finding]:
+    """The findings ``select``/``ignore`` and ``# noqa`` on their line leave."""
+    from nnlint.engine.noqa import is_suppressed
+    from nnlint.engine.runner import read_source
+
+    kept = []
+    for finding in findings:
+        source = read_source(finding.path)
+        line = source.line(finding.row) if isinstance(source, SourceFile) else ""
+        if settings.reports(finding.code, finding.path) and not is_suppressed(line, finding.code):
+            kept.append(finding)
+    return kept
+
+
 def _runtime_findings(
     target: str, init_expr: str | None, input_expr: str | None, device: str, settings: Settings
 ) -> list[Finding]:
-    from nnlint.engine.noqa import is_suppressed
-    from nnlint.engine.runner import read_source
     from nnlint.runtime.lint import CapturedWarnings, find_input, runtime_lint
     from nnlint.runtime.models import RuntimeProblem, as_arguments, build, configured_input
     from nnlint.runtime.target import load_target
@@ -1330,13 +1389,7 @@ def _runtime_findings(
         raise UserError(str(problem)) from None
     for note in captured.notes():
         click.echo(f"nnlint: note: {note}", err=True)
-    kept = []
-    for finding in findings:
-        source = read_source(finding.path)
-        line = source.line(finding.row) if isinstance(source, SourceFile) else ""
-        if settings.reports(finding.code, finding.path) and not is_suppressed(line, finding.code):
-            kept.append(finding)
-    return kept
+    return _kept_findings(findings, settings)
 
 
 @cli.command()

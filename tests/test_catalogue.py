@@ -246,6 +246,26 @@ def _same_program(bad, good, x, torch, outputs, deterministic, same_weights) -> 
         assert torch.equal(outputs(bad, x, train), outputs(good, x, train))
 
 
+def _evaluate_of(model):
+    """The example's ``evaluate`` function, from the module that defines the model's class."""
+    return type(model).__init__.__globals__["evaluate"]
+
+
+def _evaluation_in_training_mode(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN702: the bad ``evaluate`` keeps dropout on (two calls differ); the fixed one is deterministic."""
+    same_weights(bad, good)
+    assert not torch.equal(_evaluate_of(bad)(bad, x), _evaluate_of(bad)(bad, x))
+    assert torch.equal(_evaluate_of(good)(good, x), _evaluate_of(good)(good, x))
+
+
+def _inference_builds_graphs(bad, good, x, torch, outputs, deterministic, same_weights) -> None:
+    """NN703: the same values, but only the bad ``evaluate`` returns them with an autograd graph."""
+    same_weights(bad, good)
+    old, new = _evaluate_of(bad)(bad, x), _evaluate_of(good)(good, x)
+    assert old.grad_fn is not None and new.grad_fn is None and not new.requires_grad
+    assert torch.equal(old.detach(), new)
+
+
 SPECIAL_BEHAVIOUR = {
     "NN002": _same_program,
     "NN301": _built_in_forward,
@@ -254,6 +274,16 @@ SPECIAL_BEHAVIOUR = {
     "NN404": _loss_on_probabilities,
     "NN406": _unused_output,
     "NN501": _stateless_layers,
+    "NN702": _evaluation_in_training_mode,
+    "NN703": _inference_builds_graphs,
+}
+
+
+#: pages whose examples are training loops: their torch behaviour is checked in tests/test_rules_training_loops.py
+SCRIPT_BEHAVIOUR = {
+    "NN701": "test_nn701_example_trains_without_dropout_after_the_first_epoch",
+    "NN704": "test_nn704_example_keeps_the_graph",
+    "NN705": "test_nn705_example_sums_gradients",
 }
 
 
@@ -262,6 +292,11 @@ SPECIAL_BEHAVIOUR = {
 def test_examples_behave_as_the_page_says(code: str) -> None:
     from runtime_helpers import eval_is_deterministic, module_from_source, outputs, same_weights, torch
 
+    if code in SCRIPT_BEHAVIOUR:  # the examples are training scripts, not a Model on an input
+        import test_rules_training_loops
+
+        getattr(test_rules_training_loops, SCRIPT_BEHAVIOUR[code])()
+        return
     example = examples(code)
     torch.manual_seed(0)
     x = eval(_example_input(code), {"torch": torch})

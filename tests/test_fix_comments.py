@@ -787,6 +787,95 @@ CASES = [
 """,
         id="NN603",
     ),
+    pytest.param(
+        "NN701",
+        False,
+        """
+        def train(model, loader, epochs):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for epoch in range(epochs):
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss = F.cross_entropy(model(x), y)  # step
+                    loss.backward()
+                    opt.step()
+                # validate
+                model.eval()  # switch
+""",
+        """
+        def train(model, loader, epochs):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for epoch in range(epochs):
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss = F.cross_entropy(model(x), y)  # step
+                    loss.backward()
+                    opt.step()
+                # validate
+                model.eval()  # switch
+                model.train()
+""",
+        id="NN701",
+    ),
+    pytest.param(
+        "NN703",
+        False,
+        """
+        def evaluate(model, loader):
+            model.eval()
+            total = 0
+            # every batch
+            for x in loader:  # in order
+                total += model(x).sum().item()  # logits
+            print(total)
+
+
+        evaluate(nn.Linear(2, 2), [torch.randn(1, 2)])
+""",
+        """
+        def evaluate(model, loader):
+            model.eval()
+            total = 0
+            # every batch
+            with torch.inference_mode():
+                for x in loader:  # in order
+                    total += model(x).sum().item()  # logits
+                print(total)
+
+
+        evaluate(nn.Linear(2, 2), [torch.randn(1, 2)])
+""",
+        id="NN703",
+    ),
+    pytest.param(
+        "NN704",
+        False,
+        """
+        def train(model, opt, loader):
+            total = 0.0
+            for x, y in loader:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                # running total
+                total += loss  # every step
+            return total
+""",
+        """
+        def train(model, opt, loader):
+            total = 0.0
+            for x, y in loader:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                # running total
+                total += loss.item()  # every step
+            return total
+""",
+        id="NN704",
+    ),
 ]
 
 

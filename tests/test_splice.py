@@ -125,6 +125,12 @@ CASES: dict[str, tuple[str, int, int]] = {
         1,
         0,
     ),
+    "statements wrapped in a with block": (
+        "import torch\n\n\ndef predict(model, x):\n    model.eval()\n    y = model(x)\n    # scaled\n"
+        "    return y * 2\n\n\nprint(predict(model, 1))\n",
+        0,
+        1,
+    ),
 }
 
 
@@ -184,6 +190,31 @@ def test_the_fix_engine_runs_without_libcst_for_splices() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_wrapped_statements_keep_the_lines_of_strings() -> None:
+    """A wrap re-indents the statements one unit of the file (tabs here), not the lines of a string."""
+    from nnlint.engine.model import Fix, Span, WrapStatements
+
+    text = "def f(x):\n\tx = 1\n\ts = '''a\nb'''\n\n\tif x:\n\t\treturn s\n"
+    fix = Fix("safe", "wrap", (WrapStatements(Span(3, 1, 4, 4), Span(6, 1, 7, 10), "torch.no_grad()"),))
+    assert Splicer(text).splices(fix) is None  # LibCST re-indents
+    assert apply_fixes(text, [fix]) == (
+        "def f(x):\n\tx = 1\n\twith torch.no_grad():\n\t\ts = '''a\nb'''\n\n\t\tif x:\n\t\t\treturn s\n",
+        [fix],
+    )
+
+
+def test_wraps_conflict_with_edits_of_their_statements() -> None:
+    from nnlint.engine.model import Fix, InsertStatementAfter, Span, WrapStatements, edits_conflict
+
+    wrap = WrapStatements(Span(3, 4, 3, 9), Span(5, 4, 6, 12), "torch.no_grad()")
+    inside = InsertStatementAfter(Span(4, 4, 4, 9), "y = 2")
+    outside = InsertStatementAfter(Span(2, 4, 2, 9), "y = 2")
+    other = WrapStatements(Span(5, 4, 6, 12), Span(5, 4, 6, 12), "torch.inference_mode()")
+    assert edits_conflict(wrap, inside) and edits_conflict(wrap, other) and not edits_conflict(wrap, outside)
+    fixes = [Fix("safe", "a", (wrap,)), Fix("safe", "b", (inside,)), Fix("safe", "c", (outside,))]
+    assert select_compatible(fixes) == [fixes[0], fixes[2]]
 
 
 @pytest.mark.slow

@@ -105,6 +105,24 @@ class ReplaceComment:
 
 
 @dataclass(frozen=True)
+class WrapStatements:
+    """Wrap consecutive statements of one block, ``first`` to ``last`` (their spans), in ``with <header>:``.
+
+    The ``with`` line takes the first statement's place and indentation (and the comment lines above
+    it); the statements, with the comment and blank lines between them, go one indentation unit of
+    the file deeper. The text of strings over several lines is kept as it is.
+    """
+
+    first: Span
+    last: Span
+    header: str
+
+    @property
+    def span(self) -> Span:
+        return Span(self.first.row, self.first.column, self.last.end_row, self.last.end_column)
+
+
+@dataclass(frozen=True)
 class AddImport:
     """Add ``code`` (an import statement) after the module's top-level imports."""
 
@@ -120,6 +138,7 @@ Edit = (
     | RemoveStatement
     | ReplaceExpression
     | ReplaceComment
+    | WrapStatements
     | AddImport
 )
 InsertEdit = InsertStatementBefore | InsertStatementAfter
@@ -135,6 +154,8 @@ def edit_span(edit: Edit) -> Span | None:
         return edit.expression
     if isinstance(edit, ReplaceComment):
         return edit.comment
+    if isinstance(edit, WrapStatements):
+        return edit.span
     return None
 
 
@@ -142,7 +163,7 @@ def edits_conflict(first: Edit, second: Edit) -> bool:
     """Two edits that cannot be applied in the same pass.
 
     Argument edits of nested calls compose, and so do insertions; anything
-    that replaces a range conflicts with any edit inside or around it.
+    that replaces a range (a wrap: its statements) conflicts with any edit inside or around it.
     """
     span_a, span_b = edit_span(first), edit_span(second)
     if span_a is None or span_b is None:

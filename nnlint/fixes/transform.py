@@ -28,6 +28,7 @@ from nnlint.engine.model import (
     ReplaceExpression,
     ReplaceStatement,
     Span,
+    WrapStatements,
     edit_span,
 )
 from nnlint.fixes.compatible import FixError, select_compatible
@@ -230,6 +231,8 @@ class SourceEditor(cst.CSTTransformer):
         self.imports: list[tuple[Fix, AddImport]] = []
         #: insertions after a statement, by the statement's start (row, column)
         self.appends: dict[tuple[int, int], list[tuple[Fix, InsertStatementAfter]]] = defaultdict(list)
+        #: statements to wrap in a ``with`` block, by the first one's start (row, column)
+        self.wraps: dict[tuple[int, int], list[tuple[Fix, WrapStatements]]] = defaultdict(list)
         for fix in fixes:
             for edit in fix.edits:
                 span = edit_span(edit)
@@ -237,6 +240,8 @@ class SourceEditor(cst.CSTTransformer):
                     self.imports.append((fix, edit))  # type: ignore[arg-type]
                 elif isinstance(edit, InsertStatementAfter):
                     self.appends[(span.row, span.column)].append((fix, edit))
+                elif isinstance(edit, WrapStatements):
+                    self.wraps[(span.row, span.column)].append((fix, edit))
                 else:
                     self.edits[span].append((fix, edit))
         #: (start, end) of every edit, to skip subtrees without any: starts sorted, and the
@@ -244,6 +249,8 @@ class SourceEditor(cst.CSTTransformer):
         #: target starting in it that ends earliest)
         targets = [((span.row, span.column), (span.end_row, span.end_column)) for span in self.edits]
         targets += [(start, start) for start in self.appends]
+        for start, wraps in self.wraps.items():
+            targets += [(start, (edit.span.end_row, edit.span.end_column)) for _, edit in wraps]
         targets.sort()
         self._target_starts = [first for first, _ in targets]
         self._target_ends: list[tuple[int, int]] = [last for _, last in targets]
@@ -421,7 +428,21 @@ class SourceEditor(cst.CSTTransformer):
         result: list = []
         carried: list[cst.EmptyLine] = []  # comment lines of removed statements
         moves = self._moves(originals, updated)
+        #: an open wrap: (where its statements start in ``result``, fix, edit); closed after its last statement
+        wrapping: tuple[int, Fix, WrapStatements] | None = None
+        closing = False
         for original, node in zip(originals, updated, strict=True):
+            start = self._start(original)
+            if closing and wrapping is not None:
+                result = self._wrapped(result, *wrapping)
+                wrapping, closing = None, False
+            if wrapping is None and self.wraps.get(start):
+                fix, edit = self.wraps[start].pop(0)
+                for other, _ in self.wraps.pop(start):  # one wrap at a place per pass
+                    self.failed.add(id(other))
+                wrapping = (len(result), fix, edit)
+            if wrapping is not None and start == (wrapping[2].last.row, wrapping[2].last.column):
+                closing = True
             result.extend(self._insertions(self._inserts(original), original, moves))
             appended = self._insertions(self._appends(original), original, moves)
             edits = []
@@ -451,7 +472,33 @@ class SourceEditor(cst.CSTTransformer):
             result.extend(self._replaced(fix, edit, node, original, [*carried, *node.leading_lines]))
             carried = []
             result.extend(appended)
+        if wrapping is not None:
+            if closing:
+                result = self._wrapped(result, *wrapping)
+            else:  # the last statement is not in this block
+                self.failed.add(id(wrapping[1]))
         return result, carried
+
+    def _wrapped(self, result: list, at: int, fix: Fix, edit: WrapStatements) -> list:
+        """``result`` with its statements from ``at`` on in a ``with <header>:`` block.
+
+        The ``with`` line takes the comment lines above the first statement; the comment and blank lines
+        between the statements go into the block with them (LibCST indents a block's lines by its depth).
+        """
+        statements = result[at:]
+        try:
+            template = _parse_statement(f"with {edit.header}:\n    pass\n")
+        except cst.ParserSyntaxError:
+            template = None
+        if not statements or not isinstance(template, cst.With):
+            self.failed.add(id(fix))
+            return result
+        first = statements[0]
+        leading = list(first.leading_lines)
+        statements[0] = first.with_changes(leading_lines=[])
+        block = template.with_changes(leading_lines=leading, body=cst.IndentedBlock(body=statements))
+        self._mark(fix)
+        return [*result[:at], block]
 
     def _moves(self, originals: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> dict[int, int]:
         """Statements of this block a fix removes and inserts again in it as they are: insertion → removal (ids)."""

@@ -11,6 +11,7 @@ from nnlint.rules.call_correctness import (
     SoftmaxWithoutDim,
     SubmoduleCallArity,
 )
+from nnlint.rules.eval_routines import EvaluationInTrainingMode, InferenceBuildsGraphs
 from nnlint.rules.loss_on_probabilities import LossOnProbabilities
 from nnlint.rules.manual_weights import (
     ManualConv,
@@ -37,6 +38,7 @@ from nnlint.rules.train_mode import (
     HardCodedTrainingFlag,
     OppositeTrainingDefault,
 )
+from nnlint.rules.training_loops import EvalNeverSwitchedBack, GradientsNeverCleared, LossGraphKeptAlive
 from nnlint.rules.unused_submodule import UnusedSubmodule
 from nnlint.rules.weight_layout import WeightLayoutMismatch
 
@@ -74,6 +76,11 @@ ALL_RULES: tuple[type[Rule], ...] = (
     LayerRankMismatch,
     WeightLayoutMismatch,
     InputShapeMismatch,
+    EvalNeverSwitchedBack,
+    EvaluationInTrainingMode,
+    InferenceBuildsGraphs,
+    LossGraphKeptAlive,
+    GradientsNeverCleared,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
