@@ -49,6 +49,18 @@ class Scope:
         return Scope(bindings, self)
 
 
+def dotted_name(expr: ast.expr) -> str | None:
+    """``cfg.model.hidden`` as written (a name and its attributes), None for anything else."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    parts.append(expr.id)
+    return ".".join(reversed(parts))
+
+
 def qualified_name(expr: ast.expr, scope: Scope) -> str | None:
     """``torch.nn.functional.dropout`` for ``F.dropout`` (when F is that module)."""
     parts: list[str] = []

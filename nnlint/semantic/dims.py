@@ -13,6 +13,8 @@ import ast
 from collections.abc import Mapping
 from typing import NamedTuple, Union
 
+from nnlint.engine.names import dotted_name
+
 Monomial = tuple[str, ...]  #: sorted symbol names; ``()`` is the constant term
 
 
@@ -163,7 +165,7 @@ class Env:
         return None
 
     def _attribute(self, node: ast.Attribute) -> Value:
-        dotted = _dotted(node)
+        dotted = dotted_name(node)
         if dotted is None:
             return None
         if dotted in self.bound:
@@ -229,17 +231,6 @@ class Env:
         if position is None or not -len(items) <= position < len(items):
             return None
         return items[position]
-
-
-def _dotted(node: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 def as_dim(value: Value) -> Dim | None:

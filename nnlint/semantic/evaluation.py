@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import FileContext
-from nnlint.engine.names import BindingCollector, Scope, qualified_name, walk
+from nnlint.engine.names import BindingCollector, Scope, dotted_name, qualified_name, walk
 
 #: routine names that say "evaluate", "predict", "test"...
 EVAL_NAME = re.compile(
@@ -89,17 +89,6 @@ class Unit:
     def switches_to_eval(self, model: str) -> bool:
         last = "." + model.rsplit(".", maxsplit=1)[-1]
         return any(receiver == model or receiver.endswith(last) for receiver, _ in self.evals)
-
-
-def _dotted(node: ast.expr) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 def _is_grad_off(expr: ast.expr, scope: Scope) -> bool:
@@ -232,7 +221,7 @@ class FileEvaluation:
                 continue
             func = child.func
             if isinstance(func, ast.Attribute):
-                receiver = _dotted(func.value)
+                receiver = dotted_name(func.value)
                 if receiver is not None and func.attr == "eval" and not child.args:
                     unit.evals.append((receiver, child.lineno))
                 elif receiver is not None and func.attr == "train":
@@ -248,7 +237,7 @@ class FileEvaluation:
                         unit.trains.append((receiver, child.lineno, not known))
                 elif receiver is not None and func.attr in ("forward", "predict"):
                     unit.model_calls.append(ModelCall(child, receiver, guarded))
-            callee = _dotted(func)
+            callee = dotted_name(func)
             if callee is not None:
                 unit.calls.append((callee, child, guarded))
                 if "." not in callee or callee.startswith("self."):

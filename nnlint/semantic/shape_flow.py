@@ -767,8 +767,6 @@ class _Frame:
                 return outcome.output
             incoming = self.shape(node.args[0])
             self.arguments(node, skip_first=True)
-            if layer.kind in ("RNN", "LSTM", "GRU") and layer.arg("batch_first") is not True and incoming is not None:
-                pass  # sequence-first: the last dimension is still the features
             return self.apply(layer, incoming, node)
         found = self.flow.index.methods.get(attribute)
         if found is None or self.flow.depth >= MAX_DEPTH or attribute == "forward":
