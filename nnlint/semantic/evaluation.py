@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import FileContext
-from nnlint.engine.names import BindingCollector, Scope, dotted_name, qualified_name, walk
+from nnlint.engine.names import BindingCollector, Scope, all_statements, dotted_name, qualified_name, walk
 
 #: routine names that say "evaluate", "predict", "test"...
 EVAL_NAME = re.compile(
@@ -135,7 +135,7 @@ class FileEvaluation:
 
     def _module_classes(self, tree: ast.Module) -> set[str]:
         """Classes of this file that derive from ``torch.nn.Module`` (directly or through each other)."""
-        classes = [node for node in walk(tree) if isinstance(node, ast.ClassDef)]
+        classes = [node for node in all_statements(tree.body) if isinstance(node, ast.ClassDef)]
         found: set[str] = set()
         changed = True
         while changed:
