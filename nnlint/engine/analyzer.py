@@ -124,12 +124,14 @@ class FileAnalyzer:
         self.prefix = f"{file.module}." if file.module else ""
         # the semantic model's facts: wanted by the class rules (and the project-wide questions they ask)
         self.wants_facts = any(rule.checks_classes or rule.checks_facts for rule in rules)
+        self.facts_wanted = frozenset().union(*(rule.facts_wanted for rule in rules))
 
     def analyze(self) -> FileResult:
         collector = BindingCollector(self.prefix, self.file.module, self.file.is_package)
         collector.collect(self.tree.body)
         scope = Scope(collector.bindings)
         scope.star_modules = collector.star_modules
+        self.file.module_scope = scope
         functions = {node.name for node in self.tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
         # a module's own functions are in its facts; exports are for what other modules import through it
         self.result.exports = {
@@ -138,13 +140,17 @@ class FileAnalyzer:
         self.result.star_modules = list(collector.star_modules)
         self.facts = FactCollector(self.file) if self.wants_facts else None
         self._scan_for_classes(self.tree.body, scope, self.prefix)
+        self.file.module_classes = _module_classes(self.result.classes)
         if self.facts is not None:
             self.facts.add_module_code(self.tree.body, scope)
+            if self.facts_wanted:
+                self.facts.add_training_facts(self.facts_wanted)
             self.result.facts = self.facts.facts
             for rule in self.fact_rules:
                 self.result.findings.extend(rule.check_facts(self.file, self.facts.facts))
         if self.needs_references:
             self.result.references = references(self.tree)
+        self.file.memo.clear()  # analyses refer back to the file: free the cycle (and its tree) now, not at a GC
         return self.result
 
     # -- classes -------------------------------------------------------------
@@ -416,6 +422,19 @@ class FileAnalyzer:
     def _attribute_rules(self, site: AttributeSite) -> None:
         for rule in self.rules_by_module[site.module]:
             self.result.findings.extend(rule.check_attribute(site))
+
+
+def _module_classes(classes: Sequence[ClassRecord]) -> frozenset[str]:
+    """Names of the classes that derive from ``torch.nn.*`` directly or through each other."""
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for record in classes:
+            if record.qualname not in found and any(b.startswith("torch.nn.") or b in found for b in record.bases):
+                found.add(record.qualname)
+                changed = True
+    return frozenset(qualname.rsplit(".", 1)[-1] for qualname in found)
 
 
 def analyze_tree(file: FileContext, tree: ast.Module, rules: Sequence[Rule]) -> FileResult:

@@ -39,6 +39,10 @@ class FileContext:
     input_shapes: dict[str, tuple[tuple[int | str, ...], ...]] = field(default_factory=dict)
     #: analyses several rules share within the file (e.g. an ``nn.Sequential`` call's shapes), by name
     memo: dict[str, dict] = field(default_factory=dict, repr=False)
+    #: the names the module binds (set by the analyser; rules that look at the whole file reuse it)
+    module_scope: Scope | None = field(default=None, repr=False)
+    #: names of the file's ``nn.Module`` subclasses (set by the analyser from the classes' bases)
+    module_classes: frozenset[str] | None = field(default=None, repr=False)
 
     def function_scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, parent: Scope) -> Scope:
         """The scope a function's body sees (computed once per function)."""

@@ -56,6 +56,8 @@ class Rule:
     anywhere: ClassVar[bool] = False
     #: qualified names of modules (``torch.nn``) whose attribute reads and imports it inspects
     attributes_of: ClassVar[frozenset[str]] = frozenset()
+    #: facts it needs from every file, not only those it checks (``routine_calls``, ``mode_effects``)
+    facts_wanted: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def trigger_strings(cls) -> frozenset[str]:

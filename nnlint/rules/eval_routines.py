@@ -9,25 +9,29 @@ from nnlint.engine.context import FileContext
 from nnlint.engine.model import AddImport, Finding, Fix, WrapStatements
 from nnlint.rules.base import Rule
 from nnlint.semantic.evaluation import (
-    _BUILTINS,
     FileEvaluation,
     ModelCall,
     Unit,
     chain_to_script,
     describe_chain,
+    file_evaluation,
     is_exempt,
+    passes_to_unknown,
     switched_before,
 )
 from nnlint.semantic.facts import FileFacts
+from nnlint.semantic.requirements import WHERE, CalledFromScript
 
 
 def _evaluation(file: FileContext) -> FileEvaluation | None:
-    if file.tree is None:
+    return file_evaluation(file)
+
+
+def _exported(file: FileContext, unit: Unit) -> str | None:
+    """The qualified name other modules call a module-level function by (None: not one)."""
+    if unit.node is None or unit.owner is not None or "." in unit.name or not file.module:
         return None
-    memo = file.memo.setdefault("evaluation", {})
-    if "file" not in memo:
-        memo["file"] = FileEvaluation(file)
-    return memo["file"]
+    return f"{file.module}.{unit.name}"
 
 
 def _display(file: FileContext, finding_row: int):
@@ -41,22 +45,6 @@ def _what(unit: Unit, call: ModelCall) -> str:
     if call.guarded:
         return f"`{unit.name}` runs `{call.model}` under `torch.no_grad()`"
     return f"`{unit.name}` evaluates `{call.model}`"
-
-
-def _passes_to_unknown(evaluation: FileEvaluation, unit: Unit, model: str, before: int) -> bool:
-    """Module code hands the model to a function that may switch its mode (``fit(model)``, a helper with ``eval()``)."""
-    functions = {u.node.name: u for u in evaluation.units if u.node is not None and u.owner is None}
-    for callee, call, _ in unit.calls:
-        if call.lineno >= before or not any(isinstance(a, ast.Name) and a.id == model for a in ast.walk(call)):
-            continue
-        if callee == model or callee.startswith(model + "."):
-            continue
-        target = functions.get(callee)
-        if target is None and callee not in _BUILTINS:
-            return True
-        if target is not None and (target.evals or target.trains):
-            return True
-    return False
 
 
 #: methods that store their argument somewhere (a tensor made under ``inference_mode`` would escape)
@@ -154,6 +142,7 @@ class EvaluationInTrainingMode(Rule):
     summary = "Code that evaluates or predicts with a model never calls `model.eval()` (nor does its caller)"
     checks_facts = True
     triggers = frozenset({"torch"})
+    facts_wanted = frozenset({"routine_calls"})
 
     def check_facts(self, file: FileContext, facts: FileFacts) -> Iterable[Finding]:
         evaluation = _evaluation(file)
@@ -170,7 +159,7 @@ class EvaluationInTrainingMode(Rule):
             if unit.is_module_code:
                 if not call.guarded or call.model not in unit.local_models:
                     continue
-                if call.model in evaluation.eval_receivers or _passes_to_unknown(
+                if call.model in evaluation.eval_receivers or passes_to_unknown(
                     evaluation, unit, call.model, call.call.lineno
                 ):
                     continue
@@ -179,6 +168,12 @@ class EvaluationInTrainingMode(Rule):
                 message = f"{_what(unit, call)}, built here, but never calls `{call.model}.eval()`: {mode}"
             else:
                 chain = chain_to_script(evaluation, unit, lambda caller, c, guarded: switched_before(caller, c.lineno))
+                exported = _exported(file, unit)
+                if chain is None and exported is not None:  # called from another file's script, maybe
+                    message = f"{_what(unit, call)} but never calls `{call.model}.eval()`; {WHERE}: {mode}"
+                    requires = (CalledFromScript(exported, "eval"),)
+                    yield Finding(self.code, message, file.source.path, file.span(call.call), requires=requires)
+                    continue
                 if chain is None:
                     continue
                 story = describe_chain(unit, chain, "calls `.eval()`", lambda row: row)
@@ -193,6 +188,7 @@ class InferenceBuildsGraphs(Rule):
     fix = "sometimes"
     checks_facts = True
     triggers = frozenset({"torch"})
+    facts_wanted = frozenset({"routine_calls"})
 
     def check_facts(self, file: FileContext, facts: FileFacts) -> Iterable[Finding]:
         evaluation = _evaluation(file)
@@ -224,13 +220,20 @@ class InferenceBuildsGraphs(Rule):
                 chain = chain_to_script(
                     evaluation, unit, lambda caller, c, guarded: guarded or caller.decorated_off or caller.needs_grad
                 )
-                if chain is None:
+                exported = _exported(file, unit)
+                if chain is None and exported is None:
                     continue
-                story = describe_chain(unit, chain, "disables gradients", lambda row: row)
+                story = WHERE if chain is None else describe_chain(unit, chain, "disables gradients", lambda row: row)
                 what = "after `.eval()`" if unit.evals else "to evaluate"
                 message = (
                     f"`{unit.name}` calls `{call.model}` {what} outside `torch.no_grad()`/`torch.inference_mode()`; "
                     f"{story}: {effect}"
                 )
+                if chain is None:
+                    fix = _grad_off_fix(file, evaluation, unit, after)
+                    requires = (CalledFromScript(exported, "grad"),)  # type: ignore[arg-type]
+                    span = file.span(call.call)
+                    yield Finding(self.code, message, file.source.path, span, fix=fix, requires=requires)
+                    continue
             fix = _grad_off_fix(file, evaluation, unit, after)
             yield Finding(self.code, message, file.source.path, file.span(call.call), fix=fix)

@@ -13,6 +13,7 @@ from nnlint.engine.context import FileContext
 from nnlint.engine.model import Finding, Fix, InsertStatementAfter, ReplaceExpression
 from nnlint.rules.base import Rule
 from nnlint.semantic.facts import FileFacts
+from nnlint.semantic.requirements import WHERE, LeavesEvalMode
 from nnlint.semantic.training import (
     LOOPS,
     ModeFlow,
@@ -21,7 +22,6 @@ from nnlint.semantic.training import (
     backward_tensor,
     is_backward,
     is_framework_call,
-    loop_depth,
     method_call,
     reached_calls,
     training_code,
@@ -34,11 +34,7 @@ Loop = ast.For | ast.AsyncFor | ast.While
 
 def _loops(code: TrainingCode) -> Iterator[tuple[Unit, Loop]]:
     """Every loop of the file, innermost first within each unit."""
-    for unit in code.units:
-        loops = list(code.loops(unit))
-        loops.sort(key=lambda loop: -loop_depth(loop, unit))
-        for loop in loops:
-            yield unit, loop
+    return iter(code.all_loops)
 
 
 def _chain_text(chain: tuple[str, ...]) -> str:
@@ -64,10 +60,11 @@ class EvalNeverSwitchedBack(Rule):
     summary = "A training loop calls `model.eval()` on some path and trains again without `model.train()`"
     fix = "sometimes"
     checks_facts = True
-    triggers = frozenset({"backward"})
+    triggers = frozenset({".backward("})
+    facts_wanted = frozenset({"mode_effects"})
 
     def check_facts(self, file: FileContext, facts: FileFacts) -> Iterable[Finding]:
-        if file.tree is None or (".eval()" not in file.source.text and "train(False)" not in file.source.text):
+        if file.tree is None:
             return
         code = training_code(file)
         reported: set[tuple[int, int]] = set()
@@ -95,6 +92,12 @@ class EvalNeverSwitchedBack(Rule):
         model = origin.model
         call_text = file.text_of(origin.call) if not origin.chain else f"{model}.eval()"
         via = f" (through {_chain_text(origin.chain)})" if origin.chain else ""
+        requires: tuple = ()
+        if origin.external is not None:  # a function of another module: the project model says what it does
+            call_text = " ".join(file.text_of(origin.call).split())
+            through = origin.chain[:-1]
+            via = f" (through {_chain_text(through)}; {WHERE})" if through else f" ({WHERE})"
+            requires = (LeavesEvalMode(*origin.external),)
         step_text = file.text_of(report.step_site)
         step_via = "" if report.step_site is report.step else f" (which reaches `{ast.unparse(report.step)}`)"
         message = (
@@ -116,7 +119,7 @@ class EvalNeverSwitchedBack(Rule):
                 f"Insert `{model}.train()` after the evaluation",
                 (InsertStatementAfter(file.span(loop.body[-1]), f"{model}.train()"),),
             )
-        return Finding(self.code, message, file.source.path, file.span(origin.site), fix=fix)
+        return Finding(self.code, message, file.source.path, file.span(origin.site), fix=fix, requires=requires)
 
 
 #: calls that turn a loss into a number or a tensor without history
@@ -149,7 +152,7 @@ class LossGraphKeptAlive(Rule):
     summary = "A running total of a loss tensor (`total += loss`) keeps every step's autograd graph alive"
     fix = "sometimes"
     checks_facts = True
-    triggers = frozenset({"backward"})
+    triggers = frozenset({".backward("})
 
     def check_facts(self, file: FileContext, facts: FileFacts) -> Iterable[Finding]:
         if file.tree is None:
@@ -280,7 +283,7 @@ class GradientsNeverCleared(Rule):
     name = "gradients-never-cleared"
     summary = "A training loop calls `backward()` and `optimizer.step()` but never `zero_grad()`"
     checks_facts = True
-    triggers = frozenset({"backward"})
+    triggers = frozenset({".backward("})
 
     def check_facts(self, file: FileContext, facts: FileFacts) -> Iterable[Finding]:
         if file.tree is None:

@@ -10,12 +10,23 @@ found by name in the same file: ``f(...)`` for a module-level function, ``self.f
 from __future__ import annotations
 
 import ast
+import bisect
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nnlint.engine.context import FileContext
-from nnlint.engine.names import BindingCollector, Scope, all_statements, dotted_name, qualified_name, walk
+from nnlint.engine.names import (
+    BindingCollector,
+    Scope,
+    all_statements,
+    child_blocks,
+    dotted_name,
+    qualified_name,
+    walk,
+)
+from nnlint.semantic.facts import RoutineCall
 
 #: routine names that say "evaluate", "predict", "test"...
 EVAL_NAME = re.compile(
@@ -35,11 +46,20 @@ GRAD_OFF = frozenset(
         "torch.autograd.grad_mode.inference_mode",
     }
 )
+#: text without which a routine can neither switch modes nor disable gradients
+_MODE_OR_GRAD_TEXT = ("eval(", ".train(", "no_grad", "inference_mode", "set_grad_enabled")
 #: a unit that mentions one of these may need gradients (attacks, saliency, meta-learning): never reported
 NEEDS_GRAD = re.compile(r"backward|autograd|requires_grad|\.grad\b|zero_grad|\.step\(|set_grad_enabled|enable_grad")
 _BUILTINS = frozenset({"print", "len", "type", "isinstance", "str", "repr", "id", "sum", "hasattr", "getattr"})
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
+#: statements that may hold a definition (a unit) somewhere inside
+_NESTING = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While, ast.With)
+_NESTING += (ast.AsyncWith, ast.Try, ast.Match) + ((ast.TryStar,) if hasattr(ast, "TryStar") else ())
+#: statements with nested statement lists (definitions aside)
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match) + (
+    (ast.TryStar,) if hasattr(ast, "TryStar") else ()
+)
 
 
 @dataclass
@@ -56,8 +76,9 @@ class Unit:
     node: Function | None  # None: module-level code
     name: str
     owner: ast.ClassDef | None
-    scope: Scope
-    text: str
+    #: the scope around the unit (the module's for module-level code): the unit's own is made on demand
+    outer: Scope
+    file: FileContext = field(repr=False)
     model_calls: list[ModelCall] = field(default_factory=list)
     #: ``X.eval()`` / ``X.train(False)`` receivers, with rows
     evals: list[tuple[str, int]] = field(default_factory=list)
@@ -68,6 +89,33 @@ class Unit:
     decorated_off: bool = False
     local_models: set[str] = field(default_factory=set)
     parameters: frozenset[str] = frozenset()
+    #: whether the body's calls have been collected (a unit that can neither evaluate nor switch
+    #: modes is scanned only when it may call a routine; see :meth:`FileEvaluation.callers`)
+    scanned: bool = False
+    _needs_grad: bool | None = field(default=None, repr=False)
+    _scope: Scope | None = field(default=None, repr=False)
+    _text: str | None = field(default=None, repr=False)
+
+    @property
+    def scope(self) -> Scope:
+        if self._scope is None:
+            self._scope = self.outer if self.node is None else self.file.function_scope(self.node, self.outer)
+        return self._scope
+
+    @property
+    def text(self) -> str:
+        """The unit's source (module-level code: its statements outside definitions)."""
+        if self._text is None:
+            if self.node is not None:
+                self._text = self.file.lines_of(self.node)
+            else:
+                assert self.file.tree is not None
+                self._text = "\n".join(
+                    self.file.lines_of(s)
+                    for s in self.file.tree.body
+                    if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                )
+        return self._text
 
     @property
     def is_module_code(self) -> bool:
@@ -75,7 +123,9 @@ class Unit:
 
     @property
     def needs_grad(self) -> bool:
-        return bool(NEEDS_GRAD.search(self.text))
+        if self._needs_grad is None:
+            self._needs_grad = bool(NEEDS_GRAD.search(self.text))
+        return self._needs_grad
 
     @property
     def evaluates(self) -> bool:
@@ -89,6 +139,32 @@ class Unit:
     def switches_to_eval(self, model: str) -> bool:
         last = "." + model.rsplit(".", maxsplit=1)[-1]
         return any(receiver == model or receiver.endswith(last) for receiver, _ in self.evals)
+
+
+def _rows_mentioning(text: str, parts: tuple[str, ...]) -> list[int]:
+    """Rows (1-based, sorted) on which one of ``parts`` occurs."""
+    offsets: list[int] = []
+    for part in parts:
+        found = text.find(part)
+        while found != -1:
+            offsets.append(found)
+            found = text.find(part, found + 1)
+    if not offsets:
+        return []
+    offsets.sort()
+    rows: list[int] = []
+    row, position = 1, 0
+    for offset in offsets:
+        row += text.count("\n", position, offset)
+        position = offset
+        if not rows or rows[-1] != row:
+            rows.append(row)
+    return rows
+
+
+def _defines_forward(node: ast.ClassDef) -> bool:
+    """A class with its own ``forward``: a model (its base may be a module class of another file)."""
+    return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "forward" for s in node.body)
 
 
 def _is_grad_off(expr: ast.expr, scope: Scope) -> bool:
@@ -110,22 +186,27 @@ class FileEvaluation:
         self.file = file
         tree = file.tree
         assert tree is not None
-        collector = BindingCollector("", file.module, file.is_package)
-        collector.collect(tree.body)
-        self.scope = Scope(collector.bindings)
-        self.scope.star_modules = collector.star_modules
+        if file.module_scope is None:
+            collector = BindingCollector(f"{file.module}." if file.module else "", file.module, file.is_package)
+            collector.collect(tree.body)
+            file.module_scope = Scope(collector.bindings)
+            file.module_scope.star_modules = collector.star_modules
+        self.scope = file.module_scope
         self.units: list[Unit] = []
-        self.module_classes = self._module_classes(tree)
+        self.module_classes = file.module_classes if file.module_classes is not None else self._module_classes(tree)
+        self._grad_off_aliases = tuple(
+            name
+            for name, origin in self.scope.bindings.items()
+            if origin is not None and (origin in GRAD_OFF or origin.endswith("set_grad_enabled"))
+        )
+        self._function_names_cache: set[str] | None = None
+        self._hit_rows = _rows_mentioning(file.source.text, (*_MODE_OR_GRAD_TEXT, *self._grad_off_aliases))
         self.eval_receivers: set[str] = set()
         self._collect(tree.body, self.scope, None, prefix="")
-        module = Unit(None, "<module>", None, self.scope, "")
-        module.text = "\n".join(
-            file.lines_of(s)
-            for s in tree.body
-            if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-        )
-        self._scan(module, tree.body, guarded=False)
+        module = Unit(None, "<module>", None, self.scope, file)
         self.module_unit = module
+        if self._may_evaluate(module):
+            self.scan(module)
         self.units.append(module)
         for unit in self.units:
             self.eval_receivers.update(receiver for receiver, _ in unit.evals)
@@ -154,21 +235,45 @@ class FileEvaluation:
     def _collect(self, body: list[ast.stmt], scope: Scope, owner: ast.ClassDef | None, prefix: str) -> None:
         for statement in body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                inner = self.file.function_scope(statement, scope)
-                unit = Unit(statement, prefix + statement.name, owner, inner, self.file.lines_of(statement))
+                unit = Unit(statement, prefix + statement.name, owner, scope, self.file)
                 unit.parameters = frozenset(a.arg for a in (*statement.args.posonlyargs, *statement.args.args))
                 unit.parameters |= frozenset(a.arg for a in statement.args.kwonlyargs)
                 unit.decorated_off = any(_is_grad_off(d, scope) for d in statement.decorator_list)
-                self._scan(unit, statement.body, guarded=unit.decorated_off)
+                if self._may_evaluate(unit):
+                    self.scan(unit)
                 self.units.append(unit)
-                self._collect(statement.body, inner, None, prefix + statement.name + ".")
+                if any(isinstance(s, _NESTING) for s in statement.body):
+                    self._collect(statement.body, unit.scope, None, prefix + statement.name + ".")
             elif isinstance(statement, ast.ClassDef):
+                if statement.name in self.module_classes or _defines_forward(statement):
+                    continue  # a module's methods are the model itself (exempt), and never lead to a script
                 self._collect(statement.body, scope, statement, prefix + statement.name + ".")
-            else:
-                for block in ("body", "orelse", "finalbody"):
-                    self._collect(getattr(statement, block, None) or [], scope, owner, prefix)
-                for handler in getattr(statement, "handlers", None) or []:
-                    self._collect(handler.body, scope, owner, prefix)
+            elif isinstance(statement, _COMPOUND):
+                for block in child_blocks(statement):
+                    self._collect(block, scope, owner, prefix)
+
+    def _may_evaluate(self, unit: Unit) -> bool:
+        """Whether the unit may evaluate, switch a mode or disable gradients (else it matters only as a caller)."""
+        if unit.decorated_off or (unit.node is not None and EVAL_NAME.search(unit.node.name.lower())):
+            return True
+        if not self._hit_rows:
+            return False
+        if unit.node is None:
+            text = unit.text
+            return any(part in text for part in _MODE_OR_GRAD_TEXT) or any(
+                alias in text for alias in self._grad_off_aliases
+            )
+        first = bisect.bisect_left(self._hit_rows, unit.node.lineno)
+        return first < len(self._hit_rows) and self._hit_rows[first] <= (unit.node.end_lineno or unit.node.lineno)
+
+    def scan(self, unit: Unit) -> None:
+        """Collect the unit's model calls, mode switches and calls (once)."""
+        if unit.scanned:
+            return
+        unit.scanned = True
+        assert self.file.tree is not None
+        body = self.file.tree.body if unit.node is None else unit.node.body
+        self._scan(unit, body, guarded=unit.decorated_off)
 
     def _scan(self, unit: Unit, body: list[ast.stmt], guarded: bool) -> None:
         for statement in body:
@@ -248,9 +353,15 @@ class FileEvaluation:
     def is_model(self, unit: Unit, model: str, call: ast.Call) -> bool:
         if model == "self" or model.startswith("super"):
             return False
-        last = model.rsplit(".", 1)[-1]
         if isinstance(call.func, ast.Attribute) and call.func.attr == "predict":
             return model in self.eval_receivers or model in unit.local_models
+        return self.names_model(unit, model)
+
+    def names_model(self, unit: Unit, model: str) -> bool:
+        """``model`` (a name or ``self.<attr>``) holds a model in ``unit``."""
+        if model == "self" or model.startswith("super"):
+            return False
+        last = model.rsplit(".", 1)[-1]
         if model in unit.local_models or model in self.eval_receivers:
             return True
         if "." in model and not model.startswith("self."):
@@ -272,7 +383,9 @@ class FileEvaluation:
         return calls
 
     def _function_names(self) -> set[str]:
-        return {unit.node.name for unit in self.units if unit.node is not None}
+        if self._function_names_cache is None:
+            self._function_names_cache = {unit.node.name for unit in self.units if unit.node is not None}
+        return self._function_names_cache
 
     def callers(self, unit: Unit) -> Iterator[tuple[Unit, ast.Call, bool]]:
         """Calls of ``unit`` in this file: (calling unit, call, under no_grad)."""
@@ -283,9 +396,141 @@ class FileEvaluation:
         for other in self.units:
             if unit.owner is not None and other.owner is not unit.owner:
                 continue
+            if not other.scanned:
+                if name not in other.text:
+                    continue
+                self.scan(other)
             for callee, call, guarded in other.calls:
                 if callee == wanted:
                     yield other, call, guarded
+
+
+def file_evaluation(file: FileContext) -> FileEvaluation | None:
+    """The file's evaluation routines (computed once per file, shared by NN702, NN703 and the facts)."""
+    if file.tree is None:
+        return None
+    memo = file.memo.setdefault("evaluation", {})
+    if "file" not in memo:
+        memo["file"] = FileEvaluation(file)
+    return memo["file"]
+
+
+def place(file: FileContext, row: int) -> str:
+    """Where a row of ``file`` is, for a message about another file: ``line 8 of utils.py``."""
+    path = file.source.path
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    shown = path if relative.startswith("..") else relative.replace(os.sep, "/")
+    notebook = file.source.notebook
+    if notebook is not None:
+        cell, row = notebook.locate(row)
+        return f"cell {cell}, line {row} of {shown}"
+    return f"line {row} of {shown}"
+
+
+def _label(unit: Unit) -> str:
+    return "module-level code" if unit.is_module_code else f"`{unit.name}`"
+
+
+#: modules whose functions are never a project's evaluation routine
+_LIBRARIES = ("torch", "numpy", "builtins", "os", "sys", "math", "random", "logging", "time", "json", "copy")
+
+
+def routine_calls(evaluation: FileEvaluation) -> list[RoutineCall]:
+    """Calls that hand a model to a function imported from another module, with the callers up to the script."""
+    imported = {
+        name: origin
+        for name, origin in evaluation.scope.bindings.items()
+        if origin is not None
+        and origin.split(".", 1)[0] not in _LIBRARIES
+        and not origin.startswith(f"{evaluation.file.module}.")
+    }
+    if not imported:
+        return []
+    file = evaluation.file
+    found: list[RoutineCall] = []
+    for unit in evaluation.units:
+        if (unit.owner is not None or is_exempt(unit, evaluation)) or not any(
+            f"{name}(" in unit.text or f"{name}." in unit.text for name in imported
+        ):
+            continue
+        evaluation.scan(unit)
+        for callee, call, guarded in unit.calls:
+            if callee.split(".", 1)[0] not in imported or not _passes_model(evaluation, unit, call):
+                continue
+            name = qualified_name(call.func, unit.scope)
+            if name is None:
+                continue
+            here = (_label(unit), place(file, call.lineno))
+            eval_chain = None
+            models = [text for text in map(dotted_name, call.args) if text is not None]
+            handed = any(passes_to_unknown(evaluation, unit, model, call.lineno) for model in models)
+            if not switched_before(unit, call.lineno) and not handed:
+                eval_chain = _chain(evaluation, unit, here, lambda caller, c, g: switched_before(caller, c.lineno))
+            grad_chain = None
+            if not (guarded or unit.decorated_off or unit.needs_grad):
+                grad_chain = _chain(evaluation, unit, here, _blocks_gradients)
+            found.append(RoutineCall(name, eval_chain, grad_chain, unit.needs_grad))
+    return found
+
+
+def _blocks_gradients(caller: Unit, call: ast.Call, guarded: bool) -> bool:
+    return guarded or caller.decorated_off or caller.needs_grad
+
+
+def _passes_model(evaluation: FileEvaluation, unit: Unit, call: ast.Call) -> bool:
+    arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
+    for argument in arguments:
+        text = dotted_name(argument)
+        if text is not None and evaluation.names_model(unit, text):
+            return True
+    return False
+
+
+def _chain(evaluation: FileEvaluation, unit: Unit, here: tuple[str, str], blocks) -> tuple[tuple[str, str], ...] | None:
+    if unit.is_module_code:
+        return (here,)
+    rest = chain_to_script(evaluation, unit, blocks)
+    if rest is None:
+        return None
+    return (here, *((_label(caller), place(evaluation.file, row)) for caller, row in rest))
+
+
+def passes_to_unknown(evaluation: FileEvaluation, unit: Unit, model: str, before: int) -> bool:
+    """Module code hands the model to a function that may switch its mode (``fit(model)``, a helper with ``eval()``)."""
+    functions = {u.node.name: u for u in evaluation.units if u.node is not None and u.owner is None}
+    for callee, call, _ in unit.calls:
+        arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
+        if call.lineno >= before or not any(_is_the_model(argument, model) for argument in arguments):
+            continue
+        if callee == model or callee.startswith(model + "."):
+            continue
+        if (qualified_name(call.func, unit.scope) or "").startswith("torch."):
+            continue  # torch never switches a model's mode (an optimizer, ``torch.save``)
+        target = functions.get(callee)
+        if target is None and callee not in _BUILTINS:
+            return True
+        if target is not None and (target.evals or target.trains):
+            return True
+    return False
+
+
+def _is_the_model(argument: ast.expr, model: str) -> bool:
+    """``model`` itself (or ``model.to(...)``, ``model.module``), not ``model.parameters()`` or ``model(x)``."""
+    while (
+        isinstance(argument, ast.Call)
+        and isinstance(argument.func, ast.Attribute)
+        and argument.func.attr
+        in (
+            "to",
+            "cuda",
+            "cpu",
+        )
+    ):
+        argument = argument.func.value
+    if isinstance(argument, ast.Starred):
+        argument = argument.value
+    text = dotted_name(argument)
+    return text is not None and (text == model or text.startswith(model + "."))
 
 
 def switched_before(unit: Unit, row: int) -> bool:

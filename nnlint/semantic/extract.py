@@ -77,6 +77,20 @@ class FactCollector:
         if self.wants_losses:
             _Walker(self, scope, None, None, None).block(body, conditional=False, lazy=False)
 
+    def add_training_facts(self, wanted: frozenset[str]) -> None:
+        """What the training-code rules ask of other files: calls that hand a model to an imported function
+        (``routine_calls``), functions that leave a module they are given in eval mode (``mode_effects``)."""
+        from nnlint.semantic.evaluation import file_evaluation, routine_calls
+        from nnlint.semantic.training import mode_effects, training_code
+
+        text = self.file.source.text
+        if "routine_calls" in wanted and "torch" in text:
+            evaluation = file_evaluation(self.file)
+            if evaluation is not None:
+                self.facts.routine_calls = routine_calls(evaluation)
+        if "mode_effects" in wanted and (".eval()" in text or "train(False)" in text):
+            self.facts.mode_effects = mode_effects(training_code(self.file))
+
 
 def _methods(body: list[ast.stmt]) -> list[Function]:
     return [statement for statement in body if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))]

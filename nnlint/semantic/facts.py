@@ -95,6 +95,30 @@ class ClassFacts:
         return [use for use in self.uses if use.name == name]
 
 
+class RoutineCall(NamedTuple):
+    """A call that hands a model to a function of another module (``evaluate(model, loader)``), for NN702/NN703.
+
+    A chain lists the calls from this one up to module-level code, as (caller, place) pairs:
+    ``("`main`", "line 30 of train.py"), ("module-level code", "line 41 of train.py")``; None when
+    every path switches the model to eval mode (``eval_chain``) or disables gradients (``grad_chain``) first.
+    """
+
+    callee: str  # the function's qualified name, as the calling file imports it
+    eval_chain: tuple[tuple[str, str], ...] | None
+    grad_chain: tuple[tuple[str, str], ...] | None
+    #: the calling code may need gradients through the call (attacks, saliency maps)
+    needs_grad: bool
+
+
+class ModeEffect(NamedTuple):
+    """A function leaves the module passed as one of its parameters in eval mode (for NN701 in its callers)."""
+
+    parameter: str
+    position: int | None  # among the positional parameters; None: keyword-only
+    call: str  # ``model.eval()``
+    place: str  # ``line 8 of utils.py``
+
+
 @dataclass
 class FileFacts:
     """Everything one file contributes to the project model."""
@@ -103,3 +127,6 @@ class FileFacts:
     #: functions (module level and nested), by qualified name
     functions: dict[str, FunctionFacts] = field(default_factory=dict)
     loss_sites: list[LossSite] = field(default_factory=list)
+    routine_calls: list[RoutineCall] = field(default_factory=list)
+    #: module-level functions that leave a parameter in eval mode, by qualified name
+    mode_effects: dict[str, tuple[ModeEffect, ...]] = field(default_factory=dict)

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from nnlint import torch_facts
 from nnlint.engine.model import FileResult
 from nnlint.engine.project import ProjectIndex
-from nnlint.semantic.facts import Assignment, ClassFacts, FileFacts, FunctionFacts, LossSite, Use
+from nnlint.semantic.facts import (
+    Assignment,
+    ClassFacts,
+    FileFacts,
+    FunctionFacts,
+    LossSite,
+    ModeEffect,
+    RoutineCall,
+    Use,
+)
 from nnlint.semantic.values import UNKNOWN, Value, is_stateless_layer
 
 _STATE_KINDS = frozenset({"parameter", "buffer"})
@@ -48,6 +57,9 @@ class SemanticModel:
         self.classes: dict[str, ClassFacts] = {}
         self.functions: dict[str, FunctionFacts] = {}
         self.loss_sites: list[tuple[str, LossSite]] = []
+        #: calls handing a model to a function of another module, by the calling file's path
+        self.routine_calls: dict[str, list[RoutineCall]] = {}
+        self.mode_effects: dict[str, tuple[ModeEffect, ...]] = {}
         self._subclasses: dict[str, list[str]] | None = None
         self._all_subclasses: dict[str, list[str]] = {}
         self._moved_names: frozenset[str] | None = None
@@ -72,12 +84,27 @@ class SemanticModel:
         self.functions.update(facts.functions)
         self.loss_sites = [(path, site) for path, site in self.loss_sites if path != result.path]
         self.loss_sites.extend((result.path, site) for site in facts.loss_sites)
+        self.routine_calls[result.path] = facts.routine_calls
+        self.mode_effects.update(facts.mode_effects)
         self._subclasses = None
         self._all_subclasses.clear()
         self._moved_names = None
         self._mros.clear()
         self._forward_closures.clear()
         self._memo.clear()
+
+    # -- training code ----------------------------------------------------------
+
+    def calls_of(self, function: str) -> Iterator[RoutineCall]:
+        """Calls (from any linted file) that hand a model to ``function``."""
+        for calls in self.routine_calls.values():
+            for call in calls:
+                if call.callee == function or self.canonical(call.callee) == function:
+                    yield call
+
+    def mode_effects_of(self, function: str) -> tuple[ModeEffect, ...]:
+        """How ``function`` (as a caller names it) leaves the modules it is given."""
+        return self.mode_effects.get(function) or self.mode_effects.get(self.canonical(function), ())
 
     # -- classes ----------------------------------------------------------------
 

@@ -150,3 +150,53 @@ class TensorUseBreaks:
 
 def _short(qualname: str) -> str:
     return qualname.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class CalledFromScript:
+    """A routine of this file is called from another file's script with a model, on a path that never
+    switches it to eval mode (``kind`` "eval", NN702) or never disables gradients ("grad", NN703)."""
+
+    function: str
+    kind: str
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        calls = list(model.calls_of(self.function))
+        chains = [call.eval_chain if self.kind == "eval" else call.grad_chain for call in calls]
+        chain = next((chain for chain in chains if chain is not None), None)
+        if chain is None:
+            return None
+        missing = "calls `.eval()`" if self.kind == "eval" else "disables gradients"
+        story = describe_places(self.function.rsplit(".", 1)[-1], chain, missing)
+        finding = replace(finding, message=finding.message.replace(WHERE, story))
+        if self.kind == "grad" and any(call.needs_grad for call in calls):
+            finding = replace(finding, fix=None)  # a caller may want gradients through it
+        return finding
+
+
+def describe_places(callee: str, chain: tuple[tuple[str, str], ...], missing: str) -> str:
+    """``evaluate`` is called from `main` at line 30 of train.py, ..., which never ... either."""
+    parts = []
+    for caller, where in chain:
+        parts.append(f"`{callee}` is called from {caller} at {where}")
+        callee = caller.strip("`")
+    return ", ".join(parts) + f", which never {missing} either"
+
+
+@dataclass(frozen=True)
+class LeavesEvalMode:
+    """The function of another module that a model is given (at ``position`` or as ``keyword``) leaves
+    it in eval mode (NN701 across files)."""
+
+    function: str
+    position: int | None
+    keyword: str | None
+
+    def decide(self, model: SemanticModel, finding: Finding) -> Finding | None:
+        for effect in model.mode_effects_of(self.function):
+            given = (self.position is not None and effect.position == self.position) or effect.parameter == self.keyword
+            if given:
+                short = self.function.rsplit(".", 1)[-1]
+                story = f"`{short}` calls `{effect.call}` at {effect.place} and never switches it back"
+                return replace(finding, message=finding.message.replace(WHERE, story))
+        return None

@@ -16,9 +16,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from nnlint.engine.context import FileContext
 from nnlint.engine.names import BindingCollector, Scope, qualified_name
+from nnlint.semantic.facts import ModeEffect
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
@@ -125,18 +127,18 @@ class TrainingCode:
         self.file = file
         tree = file.tree
         assert tree is not None
-        collector = BindingCollector(f"{file.module}." if file.module else "", file.module, file.is_package)
-        collector.collect(tree.body)
-        self.module_scope = Scope(collector.bindings)
-        self.module_scope.star_modules = collector.star_modules
+        if file.module_scope is None:
+            collector = BindingCollector(f"{file.module}." if file.module else "", file.module, file.is_package)
+            collector.collect(tree.body)
+            file.module_scope = Scope(collector.bindings)
+            file.module_scope.star_modules = collector.star_modules
+        self.module_scope = file.module_scope
         self.functions: dict[str, Function] = {}
         self.units: list[Unit] = []
         self.text = file.source.text
         module_code = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         self.units.append(Unit(module_code, self.module_scope, "<module>"))
         self._collect(tree.body, self.module_scope, {}, top=True)
-        self.optimizers = self._optimizer_texts()
-        self.trained_models = self._trained_model_texts()
 
     # -- units ----------------------------------------------------------------
 
@@ -159,14 +161,21 @@ class TrainingCode:
                 for block in _blocks(statement):
                     self._collect(block, scope, methods, top=False)
 
-    def loops(self, unit: Unit) -> Iterator[ast.For | ast.AsyncFor | ast.While]:
-        for node in walk_body(unit.body):
-            if isinstance(node, LOOPS):
-                yield node
+    @cached_property
+    def all_loops(self) -> list[tuple[Unit, ast.For | ast.AsyncFor | ast.While]]:
+        """Every loop of every unit, innermost first within each unit (loops are statements: no expression walk)."""
+        found: list[tuple[Unit, ast.For | ast.AsyncFor | ast.While]] = []
+        for unit in self.units:
+            nested: list[tuple[int, int, ast.For | ast.AsyncFor | ast.While]] = []
+            _nested_loops(unit.body, 0, nested)
+            nested.sort(key=lambda entry: (-entry[0], entry[1]))
+            found.extend((unit, loop) for _, _, loop in nested)
+        return found
 
     # -- names ------------------------------------------------------------------
 
-    def _optimizer_texts(self) -> set[str]:
+    @cached_property
+    def optimizers(self) -> set[str]:
         """Texts of expressions that hold optimizers: built by ``torch.optim.*``, or cleared with ``zero_grad``."""
         texts: set[str] = set()
         for node in ast.walk(self.file.tree):  # type: ignore[arg-type]
@@ -180,7 +189,8 @@ class TrainingCode:
                 texts.add(ast.unparse(call.func.value))  # type: ignore[attr-defined]
         return texts
 
-    def _trained_model_texts(self) -> set[str]:
+    @cached_property
+    def trained_models(self) -> set[str]:
         """Models switched to training mode, or whose parameters go to a call (an optimizer)."""
         texts: set[str] = set()
         for node in ast.walk(self.file.tree):  # type: ignore[arg-type]
@@ -258,6 +268,19 @@ def _blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
     for case in getattr(statement, "cases", []) or []:
         blocks.append(case.body)
     return blocks
+
+
+def _nested_loops(statements: list[ast.stmt], level: int, found: list) -> None:
+    """Append (depth, order, loop) for every loop in ``statements``, not entering nested definitions."""
+    for statement in statements:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        inner = level
+        if isinstance(statement, LOOPS):
+            found.append((level, len(found), statement))
+            inner = level + 1
+        for block in _blocks(statement):
+            _nested_loops(block, inner, found)
 
 
 def _local_names(unit: Unit) -> set[str]:
@@ -366,28 +389,6 @@ def is_framework_call(call: ast.Call) -> bool:
     )
 
 
-def loop_depth(loop: ast.AST, unit: Unit) -> int:
-    """How many loops of the unit enclose ``loop``."""
-    depth = 0
-
-    def search(stmts: list[ast.stmt], level: int) -> bool:
-        nonlocal depth
-        for statement in stmts:
-            if statement is loop:
-                depth = level
-                return True
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            inner = level + 1 if isinstance(statement, LOOPS) else level
-            for sub in _blocks(statement):
-                if search(sub, inner):
-                    return True
-        return False
-
-    search(unit.body, 0)
-    return depth
-
-
 def training_code(file: FileContext) -> TrainingCode:
     """The file's training code (computed once per file, shared by the NN7xx rules)."""
     memo = file.memo.setdefault("training", {})
@@ -400,7 +401,9 @@ def training_code(file: FileContext) -> TrainingCode:
 
 # -- NN701: which models may be in eval mode at each training step ------------------------------------------
 
-Origin = tuple[int, int]  # ids of the call in the loop's code and of the ``.eval()`` call it leads to
+#: ids of the call in the loop's code and of the ``.eval()`` call it leads to (and, for a function of
+#: another module that may switch a model it is given, which argument)
+Origin = tuple
 
 
 @dataclass
@@ -409,6 +412,9 @@ class EvalOrigin:
     site: ast.Call
     call: ast.Call
     chain: tuple[str, ...]
+    #: a function of another module given the model: (qualified name, argument position, keyword);
+    #: whether it leaves the model in eval mode is for the project model to say (its :class:`ModeEffect`)
+    external: tuple[str, int | None, str | None] | None = None
 
 
 @dataclass
@@ -535,7 +541,9 @@ class ModeFlow:
         if ctx.depth >= MAX_DEPTH:
             return state
         target = self.code.callee(call, ctx.unit)
-        if target is None or any(id(target[0]) == f for f in ctx.active):
+        if target is None:
+            return self.external(call, state, ctx, site)
+        if any(id(target[0]) == f for f in ctx.active):
             return state
         function, binding, unit = target
         binding = {k: substitute(v, ctx.binding) for k, v in binding.items()}
@@ -544,6 +552,62 @@ class ModeFlow:
         )
         end = self.block(function.body, state, inner)
         return _join(end, inner.returns.state) or state
+
+    def external(self, call: ast.Call, state: frozenset, ctx: _Context, site: ast.Call) -> frozenset:
+        """A function of another module given a model the file trains: it may leave the model in eval mode."""
+        name = qualified_name(call.func, ctx.unit.scope)
+        module = self.code.file.module
+        if name is None or name.split(".", 1)[0] in _NOT_PROJECT or (module and name.startswith(f"{module}.")):
+            return state
+        given: list[tuple[str, int | None, str | None]] = []
+        for position, argument in enumerate(call.args):
+            if isinstance(argument, ast.Starred):
+                break
+            given.append((substitute(ast.unparse(argument), ctx.binding), position, None))
+        for keyword in call.keywords:
+            if keyword.arg is not None:
+                given.append((substitute(ast.unparse(keyword.value), ctx.binding), None, keyword.arg))
+        for model, position, keyword in given:
+            if model not in self.code.trained_models:
+                continue
+            key = (id(site), id(call), position, keyword)
+            short = name.rsplit(".", 1)[-1]
+            self.origins[key] = EvalOrigin(model, site, call, (*ctx.chain, short), (name, position, keyword))
+            state = state | {(model, key)}
+        return state
+
+
+#: modules whose functions never switch a project's model to eval mode
+_NOT_PROJECT = frozenset({"torch", "builtins", "numpy", "os", "sys", "math", "random", "logging", "time", "copy"})
+
+
+def mode_effects(code: TrainingCode) -> dict[str, tuple[ModeEffect, ...]]:
+    """The module-level functions of the file that leave a module they are given in eval mode."""
+    from nnlint.semantic.evaluation import place
+
+    file = code.file
+    effects: dict[str, tuple[ModeEffect, ...]] = {}
+    if not file.module:
+        return effects
+    for unit in code.units:
+        function = unit.node
+        if function is None or code.functions.get(function.name) is not function:
+            continue
+        flow = ModeFlow(code, unit)
+        ctx = _Context(unit, {}, (), None, 0)
+        end = flow.block(function.body, frozenset(), ctx)
+        left = _join(end, ctx.returns.state) or frozenset()
+        positional = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
+        keyword_only = [a.arg for a in function.args.kwonlyargs]
+        found = []
+        for model, key in sorted(left, key=lambda pair: pair[0]):
+            origin = flow.origins[key]
+            if (model in positional or model in keyword_only) and origin.external is None:
+                position = positional.index(model) if model in positional else None
+                found.append(ModeEffect(model, position, ast.unparse(origin.call), place(file, origin.call.lineno)))
+        if found:
+            effects[f"{file.module}.{function.name}"] = tuple(found)
+    return effects
 
 
 def _frozen_on_purpose(call: ast.Call, ctx: _Context) -> bool:
