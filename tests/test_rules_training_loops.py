@@ -255,3 +255,32 @@ def test_nn705_example_sums_gradients() -> None:
     bad_model, _ = _trained(bad, torch, x, y)
     good_model, _ = _trained(good, torch, x, y)
     assert not all(torch.equal(a, b) for a, b in zip(bad_model.parameters(), good_model.parameters(), strict=True))
+
+
+CLOSURE_UPDATE = HEAD + (
+    "def main(model, loader, steps):\n"  # 6
+    "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+    "\n"
+    "    def update(x, y):\n"  # 9
+    "        opt.zero_grad()\n"
+    "        loss = F.mse_loss(model(x), y)\n"
+    "        loss.backward()\n"
+    "        opt.step()\n"
+    "        return loss.item()\n"
+    "\n"
+    "    for step in range(steps):\n"  # 16
+    "        for x, y in loader:\n"
+    "            update(x, y)\n"
+    "        model.eval()\n"  # 19
+    "        if step % 10 == 0:\n"
+    "            print(model(x).sum().item())\n"
+    "            model.train()\n"
+)
+
+
+def test_a_closure_that_trains_is_followed() -> None:
+    """``update()`` defined inside ``main()`` (as in many RL scripts) trains; the eval switch-back is conditional."""
+    assert found(CLOSURE_UPDATE) == [("NN701", 19)]
+    fixed = CLOSURE_UPDATE.replace("            model.train()\n", "            model.train()\n        model.train()\n")
+    assert fix_text(CLOSURE_UPDATE, select=CODES) == fixed
+    assert found(fixed) == []

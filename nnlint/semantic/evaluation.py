@@ -54,8 +54,6 @@ _BUILTINS = frozenset({"print", "len", "type", "isinstance", "str", "repr", "id"
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 #: statements that may hold a definition (a unit) somewhere inside
-_NESTING = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While, ast.With)
-_NESTING += (ast.AsyncWith, ast.Try, ast.Match) + ((ast.TryStar,) if hasattr(ast, "TryStar") else ())
 #: statements with nested statement lists (definitions aside)
 _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match) + (
     (ast.TryStar,) if hasattr(ast, "TryStar") else ()
@@ -152,6 +150,11 @@ def _rows_mentioning(text: str, parts: tuple[str, ...]) -> list[int]:
     if not offsets:
         return []
     offsets.sort()
+    return _rows_of(text, offsets)
+
+
+def _rows_of(text: str, offsets: list[int]) -> list[int]:
+    """The distinct rows (1-based) of sorted offsets into ``text``."""
     rows: list[int] = []
     row, position = 1, 0
     for offset in offsets:
@@ -201,6 +204,8 @@ class FileEvaluation:
         )
         self._function_names_cache: set[str] | None = None
         self._hit_rows = _rows_mentioning(file.source.text, (*_MODE_OR_GRAD_TEXT, *self._grad_off_aliases))
+        text = file.source.text
+        self._definition_rows = _rows_mentioning(text, ("def ", "class "))
         self.eval_receivers: set[str] = set()
         self._collect(tree.body, self.scope, None, prefix="")
         module = Unit(None, "<module>", None, self.scope, file)
@@ -242,7 +247,7 @@ class FileEvaluation:
                 if self._may_evaluate(unit):
                     self.scan(unit)
                 self.units.append(unit)
-                if any(isinstance(s, _NESTING) for s in statement.body):
+                if self._holds_definitions(statement):
                     self._collect(statement.body, unit.scope, None, prefix + statement.name + ".")
             elif isinstance(statement, ast.ClassDef):
                 if statement.name in self.module_classes or _defines_forward(statement):
@@ -251,6 +256,11 @@ class FileEvaluation:
             elif isinstance(statement, _COMPOUND):
                 for block in child_blocks(statement):
                     self._collect(block, scope, owner, prefix)
+
+    def _holds_definitions(self, node: Function) -> bool:
+        """``def``/``class`` occurs on a line of ``node``'s body (rows from the text: no walk; may be a string)."""
+        first = bisect.bisect_right(self._definition_rows, node.lineno)
+        return first < len(self._definition_rows) and self._definition_rows[first] <= (node.end_lineno or node.lineno)
 
     def _may_evaluate(self, unit: Unit) -> bool:
         """Whether the unit may evaluate, switch a mode or disable gradients (else it matters only as a caller)."""
@@ -431,6 +441,8 @@ def _label(unit: Unit) -> str:
     return "module-level code" if unit.is_module_code else f"`{unit.name}`"
 
 
+#: text without which a unit names no model (see ``MODEL_NAME``; models built from classes: ``Net()``)
+_MODEL_WORD = re.compile(r"model|net|classifier", re.IGNORECASE)
 #: modules whose functions are never a project's evaluation routine
 _LIBRARIES = ("torch", "numpy", "builtins", "os", "sys", "math", "random", "logging", "time", "json", "copy")
 
@@ -449,13 +461,18 @@ def routine_calls(evaluation: FileEvaluation) -> list[RoutineCall]:
     file = evaluation.file
     found: list[RoutineCall] = []
     for unit in evaluation.units:
-        if (unit.owner is not None or is_exempt(unit, evaluation)) or not any(
-            f"{name}(" in unit.text or f"{name}." in unit.text for name in imported
-        ):
+        if unit.owner is not None or is_exempt(unit, evaluation):
             continue
+        text = unit.text
+        if not any(f"{name}(" in text or f"{name}." in text for name in imported):
+            continue
+        if not (_MODEL_WORD.search(text) or evaluation.eval_receivers):
+            continue  # no name the unit could hold a model in
         evaluation.scan(unit)
         for callee, call, guarded in unit.calls:
-            if callee.split(".", 1)[0] not in imported or not _passes_model(evaluation, unit, call):
+            if callee.split(".", 1)[0] not in imported or callee.rsplit(".", 1)[-1][:1].isupper():
+                continue  # not imported, or a class (building an object is not running a routine)
+            if not _passes_model(evaluation, unit, call):
                 continue
             name = qualified_name(call.func, unit.scope)
             if name is None:

@@ -232,6 +232,10 @@ class TrainingCode:
         ):
             target = unit.methods[func.attr]
             skip_first = True
+        nested = False
+        if target is None and isinstance(func, ast.Name) and unit.node is not None:
+            target = _nested_functions(unit.node).get(func.id)  # ``def update(...)`` inside ``main()``
+            nested = target is not None
         if target is None or target.name in FRAMEWORK_HOOKS:
             return None
         params = [a.arg for a in (*target.args.posonlyargs, *target.args.args)]
@@ -246,6 +250,9 @@ class TrainingCode:
         for keyword in call.keywords:
             if keyword.arg is not None:
                 binding[keyword.arg] = ast.unparse(keyword.value)
+        if nested:  # a closure: it sees the enclosing function's names (and its ``self``)
+            scope = self.file.function_scope(target, unit.scope)
+            return target, binding, Unit(target.body, scope, target.name, target, unit.methods, unit.self_name)
         inner = Unit(
             target.body,
             self.file.function_scope(target, self.module_scope),
@@ -281,6 +288,20 @@ def _nested_loops(statements: list[ast.stmt], level: int, found: list) -> None:
             inner = level + 1
         for block in _blocks(statement):
             _nested_loops(block, inner, found)
+
+
+def _nested_functions(function: Function) -> dict[str, Function]:
+    """Functions defined in ``function``'s body (in its blocks too, not inside other definitions)."""
+    found: dict[str, Function] = {}
+    stack = list(function.body)
+    while stack:
+        statement = stack.pop()
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.setdefault(statement.name, statement)
+        elif not isinstance(statement, ast.ClassDef):
+            for block in _blocks(statement):
+                stack.extend(block)
+    return found
 
 
 def _local_names(unit: Unit) -> set[str]:
@@ -589,10 +610,14 @@ def mode_effects(code: TrainingCode) -> dict[str, tuple[ModeEffect, ...]]:
     effects: dict[str, tuple[ModeEffect, ...]] = {}
     if not file.module:
         return effects
+    switching = {name for name, function in code.functions.items() if _switches(file.lines_of(function))}
     for unit in code.units:
         function = unit.node
         if function is None or code.functions.get(function.name) is not function:
             continue
+        text = file.lines_of(function)
+        if not _switches(text) and not any(f"{name}(" in text for name in switching):
+            continue  # neither it nor a helper it calls switches a mode
         flow = ModeFlow(code, unit)
         ctx = _Context(unit, {}, (), None, 0)
         end = flow.block(function.body, frozenset(), ctx)
@@ -608,6 +633,10 @@ def mode_effects(code: TrainingCode) -> dict[str, tuple[ModeEffect, ...]]:
         if found:
             effects[f"{file.module}.{function.name}"] = tuple(found)
     return effects
+
+
+def _switches(text: str) -> bool:
+    return ".eval()" in text or "train(False)" in text
 
 
 def _frozen_on_purpose(call: ast.Call, ctx: _Context) -> bool:
