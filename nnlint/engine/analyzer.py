@@ -75,11 +75,19 @@ def _active(rules: Sequence[Rule], text: str) -> list[Rule]:
     ``torch`` (its calls resolve through the file's imports).
     """
     names_torch = "torch" in text
+    present: dict[str, bool] = {}  # rules share triggers: look for each once
     active = []
     for rule in rules:
         kind = type(rule)
-        if (names_torch or not _torch_calls_only(kind)) and any(trigger in text for trigger in _triggers(kind)):
-            active.append(rule)
+        if not names_torch and _torch_calls_only(kind):
+            continue
+        for trigger in _triggers(kind):
+            found = present.get(trigger)
+            if found is None:
+                found = present[trigger] = trigger in text
+            if found:
+                active.append(rule)
+                break
     return active
 
 

@@ -16,6 +16,7 @@ from nnlint.semantic.evaluation import (
     describe_chain,
     file_evaluation,
     is_exempt,
+    may_evaluate,
     passes_to_unknown,
     switched_before,
 )
@@ -24,6 +25,8 @@ from nnlint.semantic.requirements import WHERE, CalledFromScript
 
 
 def _evaluation(file: FileContext) -> FileEvaluation | None:
+    if not may_evaluate(file.source.text) and "file" not in file.memo.get("evaluation", {}):
+        return None
     return file_evaluation(file)
 
 

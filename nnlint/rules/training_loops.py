@@ -67,8 +67,11 @@ class EvalNeverSwitchedBack(Rule):
         if file.tree is None:
             return
         code = training_code(file)
+        switches = ".eval()" in file.source.text or "train(False)" in file.source.text
         reported: set[tuple[int, int]] = set()
         for unit, loop in _loops(code):
+            if not switches and not code.hands_model_out(loop, unit):
+                continue  # nothing in the file switches a mode, and no helper of another module is given a model
             flow = ModeFlow(code, unit)
             flow.run_loop(loop)
             if flow.framework or not flow.trains:

@@ -415,6 +415,16 @@ class FileEvaluation:
                     yield other, call, guarded
 
 
+_DEFINED_NAME = re.compile(r"def\s+(\w+)")
+
+
+def may_evaluate(text: str) -> bool:
+    """Some code of the file may evaluate a model: it switches modes or gradients, or defines an evaluation routine."""
+    if any(part in text for part in _MODE_OR_GRAD_TEXT):
+        return True
+    return any(EVAL_NAME.search(name.lower()) for name in _DEFINED_NAME.findall(text))
+
+
 def file_evaluation(file: FileContext) -> FileEvaluation | None:
     """The file's evaluation routines (computed once per file, shared by NN702, NN703 and the facts)."""
     if file.tree is None:
@@ -447,15 +457,38 @@ _MODEL_WORD = re.compile(r"model|net|classifier", re.IGNORECASE)
 _LIBRARIES = ("torch", "numpy", "builtins", "os", "sys", "math", "random", "logging", "time", "json", "copy")
 
 
-def routine_calls(evaluation: FileEvaluation) -> list[RoutineCall]:
-    """Calls that hand a model to a function imported from another module, with the callers up to the script."""
-    imported = {
+def _imported_routines(scope: Scope, module: str | None) -> dict[str, str]:
+    """Names the module imports from other modules of (maybe) the project: functions and modules, no classes."""
+    return {
         name: origin
-        for name, origin in evaluation.scope.bindings.items()
+        for name, origin in scope.bindings.items()
         if origin is not None
         and origin.split(".", 1)[0] not in _LIBRARIES
-        and not origin.startswith(f"{evaluation.file.module}.")
+        and not origin.startswith(f"{module}.")
+        and not name[:1].isupper()
     }
+
+
+def may_hand_models_out(file: FileContext) -> bool:
+    """Text test: an imported name is called (``evaluate(``, ``utils.``) with an argument list naming a model."""
+    if file.module_scope is None:
+        return True
+    text = file.source.text
+    for name in _imported_routines(file.module_scope, file.module):
+        for needle in (f"{name}(", f"{name}."):
+            start = text.find(needle)
+            while start != -1:
+                if start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_."):
+                    end = text.find(")", start)
+                    if _MODEL_WORD.search(text, start + len(name), end if end != -1 else len(text)):
+                        return True
+                start = text.find(needle, start + 1)
+    return False
+
+
+def routine_calls(evaluation: FileEvaluation) -> list[RoutineCall]:
+    """Calls that hand a model to a function imported from another module, with the callers up to the script."""
+    imported = _imported_routines(evaluation.scope, evaluation.file.module)
     if not imported:
         return []
     file = evaluation.file

@@ -80,11 +80,11 @@ class FactCollector:
     def add_training_facts(self, wanted: frozenset[str]) -> None:
         """What the training-code rules ask of other files: calls that hand a model to an imported function
         (``routine_calls``), functions that leave a module they are given in eval mode (``mode_effects``)."""
-        from nnlint.semantic.evaluation import file_evaluation, routine_calls
+        from nnlint.semantic.evaluation import file_evaluation, may_hand_models_out, routine_calls
         from nnlint.semantic.training import mode_effects, training_code
 
         text = self.file.source.text
-        if "routine_calls" in wanted and "torch" in text:
+        if "routine_calls" in wanted and "torch" in text and may_hand_models_out(self.file):
             evaluation = file_evaluation(self.file)
             if evaluation is not None:
                 self.facts.routine_calls = routine_calls(evaluation)

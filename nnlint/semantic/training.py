@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from nnlint.engine.context import FileContext
-from nnlint.engine.names import BindingCollector, Scope, qualified_name
+from nnlint.engine.names import BindingCollector, Scope, dotted_name, qualified_name
 from nnlint.semantic.facts import ModeEffect
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -139,6 +139,8 @@ class TrainingCode:
         module_code = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         self.units.append(Unit(module_code, self.module_scope, "<module>"))
         self._collect(tree.body, self.module_scope, {}, top=True)
+        self._may_switch: dict[int, bool] = {}
+        self._nested: dict[int, dict[str, Function]] = {}
 
     # -- units ----------------------------------------------------------------
 
@@ -171,6 +173,37 @@ class TrainingCode:
             nested.sort(key=lambda entry: (-entry[0], entry[1]))
             found.extend((unit, loop) for _, _, loop in nested)
         return found
+
+    def may_switch(self, function: Function, unit: Unit, depth: int = 0) -> bool:
+        """``function`` (or a function of the file it calls) may switch a model to eval mode."""
+        known = self._may_switch.get(id(function))
+        if known is not None:
+            return known
+        self._may_switch[id(function)] = False  # while deciding (recursion)
+        text = self.file.lines_of(function)
+        found = _switches(text) or self.hands_model_out(function, unit)
+        if not found and depth < MAX_DEPTH:
+            for node in walk_body(function.body):
+                target = self.callee(node, unit) if isinstance(node, ast.Call) else None
+                if target is not None and self.may_switch(target[0], target[2], depth + 1):
+                    found = True
+                    break
+        self._may_switch[id(function)] = found
+        return found
+
+    def hands_model_out(self, loop: ast.AST, unit: Unit) -> bool:
+        """The loop gives a model the file trains to a function of another module (which may switch its mode)."""
+        module = self.file.module
+        for node in walk(loop):
+            if not isinstance(node, ast.Call) or (not node.args and not node.keywords):
+                continue
+            name = qualified_name(node.func, unit.scope)
+            if name is None or name.split(".", 1)[0] in _NOT_PROJECT or (module and name.startswith(f"{module}.")):
+                continue
+            arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+            if any(ast.unparse(argument) in self.trained_models for argument in arguments):
+                return True
+        return False
 
     # -- names ------------------------------------------------------------------
 
@@ -234,7 +267,10 @@ class TrainingCode:
             skip_first = True
         nested = False
         if target is None and isinstance(func, ast.Name) and unit.node is not None:
-            target = _nested_functions(unit.node).get(func.id)  # ``def update(...)`` inside ``main()``
+            nested_here = self._nested.get(id(unit.node))
+            if nested_here is None:
+                nested_here = self._nested[id(unit.node)] = _nested_functions(unit.node)
+            target = nested_here.get(func.id)  # ``def update(...)`` inside ``main()``
             nested = target is not None
         if target is None or target.name in FRAMEWORK_HOOKS:
             return None
@@ -567,6 +603,8 @@ class ModeFlow:
         if any(id(target[0]) == f for f in ctx.active):
             return state
         function, binding, unit = target
+        if not state and not self.code.may_switch(function, unit):
+            return state  # nothing in eval mode to report or drop, and the helper cannot switch one
         binding = {k: substitute(v, ctx.binding) for k, v in binding.items()}
         inner = _Context(
             unit, binding, (*ctx.chain, function.name), site, ctx.depth + 1, active=(*ctx.active, id(function))
@@ -576,21 +614,25 @@ class ModeFlow:
 
     def external(self, call: ast.Call, state: frozenset, ctx: _Context, site: ast.Call) -> frozenset:
         """A function of another module given a model the file trains: it may leave the model in eval mode."""
-        name = qualified_name(call.func, ctx.unit.scope)
-        module = self.code.file.module
-        if name is None or name.split(".", 1)[0] in _NOT_PROJECT or (module and name.startswith(f"{module}.")):
-            return state
         given: list[tuple[str, int | None, str | None]] = []
         for position, argument in enumerate(call.args):
             if isinstance(argument, ast.Starred):
                 break
-            given.append((substitute(ast.unparse(argument), ctx.binding), position, None))
+            text = dotted_name(argument)
+            if text is not None:
+                given.append((substitute(text, ctx.binding), position, None))
         for keyword in call.keywords:
-            if keyword.arg is not None:
-                given.append((substitute(ast.unparse(keyword.value), ctx.binding), None, keyword.arg))
+            text = dotted_name(keyword.value)
+            if keyword.arg is not None and text is not None:
+                given.append((substitute(text, ctx.binding), None, keyword.arg))
+        given = [entry for entry in given if entry[0] in self.code.trained_models]
+        if not given:
+            return state
+        name = qualified_name(call.func, ctx.unit.scope)
+        module = self.code.file.module
+        if name is None or name.split(".", 1)[0] in _NOT_PROJECT or (module and name.startswith(f"{module}.")):
+            return state
         for model, position, keyword in given:
-            if model not in self.code.trained_models:
-                continue
             key = (id(site), id(call), position, keyword)
             short = name.rsplit(".", 1)[-1]
             self.origins[key] = EvalOrigin(model, site, call, (*ctx.chain, short), (name, position, keyword))
