@@ -5,6 +5,8 @@ the module-level code; its model calls are ``M(...)``, ``M.forward(...)`` and ``
 name or ``self.<attr>`` that is a model (it gets ``.eval()``/``.train()`` somewhere in the file, or
 it is called ``model``/``net``/``*_model``..., or it is built from a module class). Callers are
 found by name in the same file: ``f(...)`` for a module-level function, ``self.f(...)`` for a method.
+Callers in other files come from their facts (:func:`routine_calls`: calls that hand a model to an
+imported function, with the chain up to the script), decided by the project model.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ NEEDS_GRAD = re.compile(r"backward|autograd|requires_grad|\.grad\b|zero_grad|\.s
 _BUILTINS = frozenset({"print", "len", "type", "isinstance", "str", "repr", "id", "sum", "hasattr", "getattr"})
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
-#: statements that may hold a definition (a unit) somewhere inside
 #: statements with nested statement lists (definitions aside)
 _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match) + (
     (ast.TryStar,) if hasattr(ast, "TryStar") else ()

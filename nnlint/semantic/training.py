@@ -4,7 +4,10 @@ Shared by the NN7xx rules (:mod:`nnlint.rules.training_loops`). A *training step
 ``<x>.backward()`` (no positional argument: ``accelerator.backward(loss)`` is a framework's) or
 ``<opt>.step()`` / ``scaler.step(opt)`` on an optimizer. A loop *trains* when its body reaches a
 training step, directly or through a function of the same file it calls (``train_one_epoch(model,
-...)``, ``self._step()``), whose parameters are bound to the call's arguments.
+...)``, ``self._step()``, a closure ``update()`` defined in the function), whose parameters are bound
+to the call's arguments. A function of another module that is handed a trained model may leave it
+in eval mode: :func:`mode_effects` records what each module-level function does, and the project
+model decides (``LeavesEvalMode``).
 
 Code a framework drives is never analysed: Lightning-style hooks (``training_step`` and friends), code
 that hands the backward pass to an accelerator or trainer object (``accelerator.backward(loss)``,
