@@ -54,6 +54,18 @@ class FileContext:
             self._scopes[id(node)] = scope
         return scope
 
+    def scope_of_module(self) -> Scope:
+        """The names the module binds (the analyser's, or collected once here)."""
+        if self.module_scope is None:
+            from nnlint.engine.names import BindingCollector
+
+            assert self.tree is not None
+            collector = BindingCollector(f"{self.module}." if self.module else "", self.module, self.is_package)
+            collector.collect(self.tree.body)
+            self.module_scope = Scope(collector.bindings)
+            self.module_scope.star_modules = collector.star_modules
+        return self.module_scope
+
     def span(self, node: ast.AST) -> Span:
         source = self.source
         row, end_row = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]

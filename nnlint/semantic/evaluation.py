@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from nnlint.engine.context import FileContext
 from nnlint.engine.names import (
-    BindingCollector,
     Scope,
     all_statements,
     child_blocks,
@@ -190,12 +189,7 @@ class FileEvaluation:
         self.file = file
         tree = file.tree
         assert tree is not None
-        if file.module_scope is None:
-            collector = BindingCollector(f"{file.module}." if file.module else "", file.module, file.is_package)
-            collector.collect(tree.body)
-            file.module_scope = Scope(collector.bindings)
-            file.module_scope.star_modules = collector.star_modules
-        self.scope = file.module_scope
+        self.scope = file.scope_of_module()
         self.units: list[Unit] = []
         self.module_classes = file.module_classes if file.module_classes is not None else self._module_classes(tree)
         self._grad_off_aliases = tuple(

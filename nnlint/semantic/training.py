@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from nnlint.engine.context import FileContext
-from nnlint.engine.names import BindingCollector, Scope, dotted_name, qualified_name
+from nnlint.engine.names import Scope, dotted_name, qualified_name
 from nnlint.semantic.facts import ModeEffect
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -130,12 +130,7 @@ class TrainingCode:
         self.file = file
         tree = file.tree
         assert tree is not None
-        if file.module_scope is None:
-            collector = BindingCollector(f"{file.module}." if file.module else "", file.module, file.is_package)
-            collector.collect(tree.body)
-            file.module_scope = Scope(collector.bindings)
-            file.module_scope.star_modules = collector.star_modules
-        self.module_scope = file.module_scope
+        self.module_scope = file.scope_of_module()
         self.functions: dict[str, Function] = {}
         self.units: list[Unit] = []
         self.text = file.source.text
